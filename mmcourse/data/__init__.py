@@ -1,0 +1,1 @@
+"""Datasets of the course: MNIST (full and bundled subset) and MNIST-Captions."""
