@@ -50,9 +50,13 @@ def check_close(
         got = torch.as_tensor(value, dtype=torch.float64)
         want = torch.as_tensor(expected, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
-        return CheckResult(False, f"{name} should be a number or tensor, got {type(value).__name__}")
+        return CheckResult(
+            False, f"{name} should be a number or tensor, got {type(value).__name__}"
+        )
     if got.shape != want.shape:
-        return CheckResult(False, f"{name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        return CheckResult(
+            False, f"{name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        )
     if not torch.allclose(got, want, atol=atol, rtol=rtol):
         worst = (got - want).abs().max().item()
         return CheckResult(False, f"{name} differs from the expected value by up to {worst:.3g}")

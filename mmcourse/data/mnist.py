@@ -190,9 +190,10 @@ def write_idx(tensor: torch.Tensor, path: str | os.PathLike) -> Path:
         int(d).to_bytes(4, "big") for d in tensor.shape
     )
     payload = header + tensor.contiguous().numpy().tobytes()
-    with open(path, "wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0
-    ) as handle:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as handle,
+    ):
         handle.write(payload)
     return path
 

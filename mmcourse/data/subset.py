@@ -51,7 +51,10 @@ def build_subset(
         images, labels = mnist.load_mnist(split, root=root, download=False)
         keep = balanced_indices(labels, per_class, seed + offset)
         image_name, label_name = mnist.SPLIT_FILES[split]
-        for name, tensor in ((image_name, images[keep]), (label_name, labels[keep].to(torch.uint8))):
+        for name, tensor in (
+            (image_name, images[keep]),
+            (label_name, labels[keep].to(torch.uint8)),
+        ):
             path = mnist.write_idx(tensor, out / f"{name}.gz")
             sums[path.name] = mnist.sha256_of(path)
     lines = [f"{sha}  {name}" for name, sha in sorted(sums.items())]
