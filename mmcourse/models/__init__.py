@@ -1,0 +1,1 @@
+"""Models of the course: image encoders, text encoders, fusion modules and heads."""
