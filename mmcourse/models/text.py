@@ -1,0 +1,184 @@
+"""Text encoders: from token ids ``(B, T)`` (right-padded with ``PAD_ID``) to vectors.
+
+Every encoder here is *batch-first* and has
+
+- ``forward(ids) -> (B, out_dim)``: one vector per text, padding ignored;
+- ``forward_sequence(ids) -> (B, T, out_dim)``: one vector per token (where the model has one).
+
+- :class:`BagOfWordsEncoder` -- the mean of word embeddings; word order is lost.
+- :class:`RNNTextEncoder` -- an LSTM or GRU over packed sequences.
+- :class:`TransformerTextEncoder` -- self-attention with sinusoidal positions and a padding mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mmcourse.text import PAD_ID
+
+
+def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
+    """Raise a clear ``ValueError`` unless ``ids`` is a LongTensor ``(B, T)`` of valid ids."""
+    if not isinstance(ids, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(ids).__name__}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (B, T) (batch first), got {tuple(ids.shape)}")
+    if ids.dtype != torch.long:
+        raise ValueError(f"{name} must hold integer token ids (torch.long), got {ids.dtype}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"{name} holds ids outside 0..{vocab_size - 1} (vocabulary size {vocab_size}): "
+            f"min {int(ids.min())}, max {int(ids.max())}"
+        )
+
+
+def ids_to_lengths(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
+    """``(B,)`` number of real tokens of each right-padded row (at least 1)."""
+    return (ids != pad_id).sum(dim=1).clamp_min(1)
+
+
+class PositionalEncoding(nn.Module):
+    """Adds the sinusoidal position signal of "Attention Is All You Need" to ``(B, T, D)``.
+
+    PE[pos, 2i] = sin(pos / 10000^(2i/D)), PE[pos, 2i+1] = cos(pos / 10000^(2i/D)).
+    """
+
+    def __init__(self, d_model: int, max_len: int = 128) -> None:
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"d_model must be even, got {d_model}")
+        position = torch.arange(max_len, dtype=torch.float32)[:, None]
+        frequency = torch.exp(
+            torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+        )
+        table = torch.zeros(max_len, d_model)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.table.shape[1]:
+            raise ValueError(f"expected (B, T, {self.table.shape[1]}), got {tuple(x.shape)}")
+        if x.shape[1] > self.table.shape[0]:
+            raise ValueError(
+                f"sequence of {x.shape[1]} tokens is longer than max_len={self.table.shape[0]}"
+            )
+        return x + self.table[: x.shape[1]]
+
+
+class BagOfWordsEncoder(nn.Module):
+    """The mean of the embeddings of a text's (non-padding) words."""
+
+    def __init__(self, vocab_size: int, dim: int = 64, pad_id: int = PAD_ID) -> None:
+        super().__init__()
+        self.vocab_size, self.out_dim, self.pad_id = vocab_size, dim, pad_id
+        self.embedding = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+
+    def forward_sequence(self, ids: torch.Tensor) -> torch.Tensor:
+        check_ids(ids, self.vocab_size)
+        return self.embedding(ids)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.forward_sequence(ids)
+        real = (ids != self.pad_id).unsqueeze(-1).float()
+        return (vectors * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
+
+
+class RNNTextEncoder(nn.Module):
+    """An LSTM or GRU text encoder, batch first, over packed sequences.
+
+    Packing (``pack_padded_sequence``) makes the RNN stop at each text's last real token, so
+    the final hidden state never reads padding. ``forward`` returns that final state
+    (forward and backward directions concatenated when ``bidirectional``).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden_dim: int = 64,
+        cell: str = "lstm",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pad_id: int = PAD_ID,
+    ) -> None:
+        super().__init__()
+        rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
+        if cell not in rnns:
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        self.vocab_size, self.pad_id, self.cell = vocab_size, pad_id, cell
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.rnn = rnns[cell](
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.out_dim = hidden_dim * (2 if bidirectional else 1)
+
+    def _run(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_ids(ids, self.vocab_size)
+        lengths = ids_to_lengths(ids, self.pad_id)
+        packed = pack_padded_sequence(
+            self.embedding(ids), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        outputs, state = self.rnn(packed)
+        hidden = state[0] if self.cell == "lstm" else state
+        return outputs, hidden
+
+    def forward_sequence(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T, out_dim)``; positions after a text's end are zeros."""
+        outputs, _ = self._run(ids)
+        padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=ids.shape[1])
+        return padded
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        _, hidden = self._run(ids)  # (layers * directions, B, H)
+        if self.rnn.bidirectional:
+            return torch.cat([hidden[-2], hidden[-1]], dim=-1)
+        return hidden[-1]
+
+
+class TransformerTextEncoder(nn.Module):
+    """A small Transformer encoder: embeddings x sqrt(d) + positions, self-attention layers
+    that ignore padding (``src_key_padding_mask``), then mean pooling over real tokens."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        nhead: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        max_len: int = 128,
+        pad_id: int = PAD_ID,
+    ) -> None:
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
+        self.vocab_size, self.pad_id, self.out_dim = vocab_size, pad_id, d_model
+        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.positions = PositionalEncoding(d_model, max_len)
+        layer = nn.TransformerEncoderLayer(
+            d_model, nhead, dim_feedforward, dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+
+    def forward_sequence(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T, d_model)``: one contextual vector per token."""
+        check_ids(ids, self.vocab_size)
+        x = self.positions(self.embedding(ids) * math.sqrt(self.out_dim))
+        return self.encoder(x, src_key_padding_mask=ids == self.pad_id)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.forward_sequence(ids)
+        real = (ids != self.pad_id).unsqueeze(-1).float()
+        return (vectors * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
