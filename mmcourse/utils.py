@@ -1,0 +1,42 @@
+"""Small notebook conveniences: showing an expected error, timing a step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def expect_error(*kinds: type[BaseException]) -> Iterator[None]:
+    """Run a block that is *meant* to fail and print the error instead of stopping.
+
+    Chapters use it to show a classic bug failing, then fixed::
+
+        with expect_error(RuntimeError):
+            torch.cat([image_features, text_features], dim=1)
+
+    prints ``RuntimeError: Sizes of tensors must match ...``. If the block does not fail, that
+    is itself an error (the lesson would be wrong), so ``AssertionError`` is raised. Errors of
+    other kinds than ``kinds`` (default: any ``Exception``) propagate.
+    """
+    expected = kinds or (Exception,)
+    for kind in expected:
+        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+            raise ValueError(f"expect_error takes exception classes, got {kind!r}")
+    try:
+        yield
+    except expected as error:
+        message = str(error).strip().splitlines()
+        print(f"{type(error).__name__}: {message[0] if message else ''}")
+    else:
+        raise AssertionError("the block was expected to raise an error, but it ran fine")
+
+
+@contextmanager
+def timer(label: str = "wall time") -> Iterator[None]:
+    """Print how long a block took as ``<label>: 12.3 s`` (nbval ignores the number when the
+    label is the default "wall time")."""
+    start = time.perf_counter()
+    yield
+    print(f"{label}: {time.perf_counter() - start:.1f} s")
