@@ -1,0 +1,105 @@
+"""utils, doctor, course map and dataset statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from mmcourse import course, doctor, utils
+from mmcourse.data import captions as C
+from mmcourse.data import mnist, stats
+
+
+def test_expect_error_prints_the_first_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with utils.expect_error(ZeroDivisionError):
+        1 / 0  # noqa: B018
+    assert capsys.readouterr().out == "ZeroDivisionError: division by zero\n"
+
+
+def test_expect_error_insists_on_an_error() -> None:
+    with pytest.raises(AssertionError, match="expected to raise"), utils.expect_error():
+        pass
+
+
+def test_expect_error_lets_other_errors_through() -> None:
+    with pytest.raises(KeyError), utils.expect_error(ValueError):
+        raise KeyError("x")
+    with pytest.raises(ValueError, match="exception classes"), utils.expect_error("oops"):  # type: ignore[arg-type]
+        pass
+
+
+def test_timer_prints_wall_time(capsys: pytest.CaptureFixture[str]) -> None:
+    with utils.timer():
+        pass
+    out = capsys.readouterr().out
+    assert out.startswith("wall time: ") and out.endswith(" s\n")
+
+
+def test_doctor_finds_everything_here() -> None:
+    findings = doctor.check_environment()
+    assert all(f.ok for f in findings), doctor.report(findings)
+    items = {f.item for f in findings}
+    assert {"torch", "bundled MNIST subset", "python"} <= items
+    assert doctor.report(findings).count("\n") == len(findings) - 1
+
+
+def test_doctor_reports_a_missing_package() -> None:
+    (finding,) = doctor.package_versions(("surely_not_a_package_xyz",))
+    assert not finding.ok and "cannot import" in finding.detail
+
+
+def test_doctor_reports_a_broken_subset(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(mnist, "SUBSET_DIR", tmp_path)
+    finding = doctor.data_findings()[0]
+    assert not finding.ok and "missing" in finding.detail
+
+
+def test_course_map_lists_every_notebook() -> None:
+    from pathlib import Path
+
+    files = sorted(p.name for p in (Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+    assert [c.file for c in course.CHAPTERS if c.file in files] == files
+    fig = course.draw_map()
+    assert len(fig.axes) == 1
+    plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def data() -> C.MNISTCaptions:
+    return C.generate(300, "train", *mnist.load_subset("train"), seed=2)
+
+
+def test_attribute_table_against_a_loop(data: C.MNISTCaptions) -> None:
+    table = stats.attribute_table(data, "slant")
+    expected = torch.zeros(10, 3, dtype=torch.long)
+    for index in range(len(data)):
+        for _, digit, _, _, slant in data.items(index):
+            expected[digit, slant] += 1
+    assert torch.equal(table, expected)
+    with pytest.raises(ValueError, match="attribute must be one of"):
+        stats.attribute_table(data, "colour")
+
+
+def test_pair_table_against_a_loop(data: C.MNISTCaptions) -> None:
+    table = stats.pair_table(data)
+    assert torch.equal(table, table.T)
+    a, b = 2, 5
+    expected = sum(1 for i in range(len(data)) if {a, b} <= {d for _, d, *_ in data.items(i)})
+    assert table[a, b] == expected
+
+
+def test_caption_lengths_and_word_counts(data: C.MNISTCaptions) -> None:
+    lengths = stats.caption_lengths(data, template=0)
+    assert lengths.tolist() == [len(refs[0].split()) for refs in data.captions]
+    assert len(stats.caption_lengths(data)) == 4 * len(data)
+    counts = stats.word_counts(data)
+    assert counts == Counter(w for refs in data.captions for c in refs for w in c.split())
+    with pytest.raises(ValueError, match="template must be None or in"):
+        stats.caption_lengths(data, template=4)
