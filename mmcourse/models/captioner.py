@@ -1,0 +1,226 @@
+"""Captioners: from an image to a sentence, one token at a time.
+
+:class:`Captioner` is a small "Show and Tell" model (Vinyals et al., CVPR 2015): a CNN turns
+the canvas into one vector, that vector becomes the first hidden state of a GRU or LSTM, and
+the recurrent decoder writes the caption word by word.
+
+Two ways to run the decoder
+---------------------------
+*Training* uses **teacher forcing**: the decoder reads the reference caption shifted right
+and predicts it shifted left (:func:`teacher_forcing_pairs`)::
+
+    caption   <bos> a  small seven on the left <eos>
+    inputs    <bos> a  small seven on the left          (caption[:-1])
+    targets         a  small seven on the left <eos>    (caption[1:])
+
+so :meth:`Captioner.forward` sees all positions at once and returns logits ``(B, T, V)``.
+
+*Generation* has no reference to read, so it runs the **step interface** that
+:mod:`mmcourse.decode` (greedy search, beam search) drives::
+
+    state = model.init_state(images)          # a batch-first CaptionerState
+    logits, state = model.step(tokens, state) # tokens (B,) -> logits (B, V)
+
+Every tensor in the state has the batch in dimension 0, so a search can keep, drop or
+duplicate hypotheses with one index (:func:`mmcourse.decode.select_state`).
+
+An attention decoder ("Show, Attend and Tell") fits the same mould: its ``init_state`` keeps
+the image's region vectors in ``CaptionerState.memory`` (from
+:meth:`~mmcourse.models.image.CanvasEncoder.forward_grid`), its ``step`` attends over them,
+and its ``forward`` can simply be :meth:`Captioner.forward_stepwise`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.text import check_ids
+from mmcourse.text import PAD_ID
+
+
+def teacher_forcing_pairs(captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split padded captions ``(B, T)`` (``<bos> ... <eos> <pad>...``) into decoder inputs
+    ``captions[:, :-1]`` and targets ``captions[:, 1:]``, both ``(B, T - 1)``.
+
+    The target at position ``t`` is the token that follows input ``t``; a loss that ignores
+    ``<pad>`` targets (:func:`mmcourse.losses.sequence_loss`) then scores every real word and
+    the final ``<eos>``.
+    """
+    if not isinstance(captions, torch.Tensor) or captions.dim() != 2:
+        shape = tuple(captions.shape) if isinstance(captions, torch.Tensor) else None
+        raise ValueError(f"captions must be a (B, T) tensor of token ids, got {shape}")
+    if captions.shape[1] < 2:
+        raise ValueError(
+            f"captions need at least 2 tokens (<bos> and one more), got T={captions.shape[1]}"
+        )
+    return captions[:, :-1], captions[:, 1:]
+
+
+@dataclass
+class CaptionerState:
+    """What a recurrent caption decoder carries from one step to the next.
+
+    All tensors are batch first, so ``state.hidden[i]`` belongs to the ``i``-th caption.
+
+    Attributes:
+        hidden: ``(B, num_layers, hidden_dim)``, the GRU/LSTM hidden state.
+        cell: ``(B, num_layers, hidden_dim)``, the LSTM cell state (``None`` for a GRU).
+        memory: ``(B, R, D)`` image region vectors an attention decoder looks at at every
+            step; ``None`` for Show and Tell, which sees the image only at the start.
+    """
+
+    hidden: torch.Tensor
+    cell: torch.Tensor | None = None
+    memory: torch.Tensor | None = None
+
+
+class Captioner(nn.Module):
+    """Show and Tell: the image vector initialises a GRU/LSTM language model.
+
+    Args:
+        vocab_size: number of tokens ``V`` (logits have this many columns).
+        embed_dim: word-embedding size.
+        hidden_dim: size of the recurrent state.
+        cell: ``"gru"`` or ``"lstm"``.
+        num_layers: stacked recurrent layers.
+        image_encoder: any module mapping images ``(B, C, H, W)`` to ``(B, out_dim)`` with an
+            ``out_dim`` attribute; default a :class:`CanvasEncoder` (``image_dim``,
+            ``image_channels``).
+        dropout: dropout on word embeddings and on the decoder's outputs.
+        pad_id: the padding token (its embedding stays zero).
+
+    Shapes: ``forward(images (B, 1, 64, 64), input_ids (B, T)) -> logits (B, T, V)``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden_dim: int = 128,
+        cell: str = "gru",
+        num_layers: int = 1,
+        image_encoder: nn.Module | None = None,
+        image_dim: int = 128,
+        image_channels: tuple[int, ...] = (32, 64, 128),
+        dropout: float = 0.0,
+        pad_id: int = PAD_ID,
+    ) -> None:
+        super().__init__()
+        rnns = {"gru": nn.GRU, "lstm": nn.LSTM}
+        if cell not in rnns:
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        for name, value in [
+            ("vocab_size", vocab_size),
+            ("embed_dim", embed_dim),
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+        ]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if image_encoder is None:
+            image_encoder = CanvasEncoder(out_dim=image_dim, channels=image_channels)
+        if not isinstance(getattr(image_encoder, "out_dim", None), int):
+            raise ValueError("image_encoder must have an int attribute out_dim")
+        self.vocab_size, self.pad_id, self.cell = vocab_size, pad_id, cell
+        self.hidden_dim, self.num_layers = hidden_dim, num_layers
+        self.image_encoder = image_encoder
+        self.init_hidden = nn.Linear(image_encoder.out_dim, num_layers * hidden_dim)
+        self.init_cell = (
+            nn.Linear(image_encoder.out_dim, num_layers * hidden_dim) if cell == "lstm" else None
+        )
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.rnn = rnns[cell](
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_dim, vocab_size)
+
+    # ------------------------------------------------------------------ the step interface
+    def init_state(self, images: torch.Tensor) -> CaptionerState:
+        """Encode ``images`` ``(B, C, H, W)`` into the decoder's first state:
+        ``hidden = tanh(W_h v)`` (and ``cell = tanh(W_c v)`` for an LSTM), ``v`` the image
+        vector ``(B, out_dim)``."""
+        vector = self.image_encoder(images)
+        batch = vector.shape[0]
+
+        def start(layer: nn.Linear) -> torch.Tensor:
+            return torch.tanh(layer(vector)).view(batch, self.num_layers, self.hidden_dim)
+
+        cell = start(self.init_cell) if self.init_cell is not None else None
+        return CaptionerState(hidden=start(self.init_hidden), cell=cell)
+
+    def step(
+        self, tokens: torch.Tensor, state: CaptionerState
+    ) -> tuple[torch.Tensor, CaptionerState]:
+        """One decoding step: the previous tokens ``(B,)`` and the state -> logits ``(B, V)``
+        for the next token, and the new state."""
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
+            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else None
+            raise ValueError(f"tokens must be a 1-D tensor (B,) of token ids, got {shape}")
+        if tokens.shape[0] != state.hidden.shape[0]:
+            raise ValueError(
+                f"tokens hold {tokens.shape[0]} rows but the state holds {state.hidden.shape[0]}"
+            )
+        logits, state = self._decode(tokens[:, None], state)
+        return logits[:, 0], state
+
+    # ------------------------------------------------------------------ teacher forcing
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: images ``(B, C, H, W)`` and decoder inputs ``(B, T)``
+        (``caption[:, :-1]``, see :func:`teacher_forcing_pairs`) -> logits ``(B, T, V)``;
+        ``logits[:, t]`` scores the token that follows ``input_ids[:, t]``."""
+        check_ids(input_ids, self.vocab_size, "input_ids")
+        if input_ids.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"images and input_ids must hold the same number of examples, got "
+                f"{images.shape[0]} and {input_ids.shape[0]}"
+            )
+        logits, _ = self._decode(input_ids, self.init_state(images))
+        return logits
+
+    def forward_stepwise(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing through :meth:`step`, one position at a time: the same logits as
+        :meth:`forward`, slower. Decoders whose step cannot run over a whole sequence at once
+        (attention) use this as their ``forward``."""
+        check_ids(input_ids, self.vocab_size, "input_ids")
+        state = self.init_state(images)
+        if input_ids.shape[0] != state.hidden.shape[0]:
+            raise ValueError(
+                f"images and input_ids must hold the same number of examples, got "
+                f"{state.hidden.shape[0]} and {input_ids.shape[0]}"
+            )
+        steps = []
+        for t in range(input_ids.shape[1]):
+            logits, state = self.step(input_ids[:, t], state)
+            steps.append(logits)
+        return torch.stack(steps, dim=1)
+
+    def _decode(
+        self, ids: torch.Tensor, state: CaptionerState
+    ) -> tuple[torch.Tensor, CaptionerState]:
+        """Run the recurrent decoder over ``ids`` ``(B, T)`` from ``state``."""
+        embedded = self.dropout(self.embedding(ids))
+        hidden = state.hidden.transpose(0, 1).contiguous()  # (layers, B, H), as nn.RNN wants
+        if self.cell == "lstm":
+            if state.cell is None:
+                raise ValueError("an LSTM captioner needs state.cell, got None")
+            outputs, (hidden, cell) = self.rnn(
+                embedded, (hidden, state.cell.transpose(0, 1).contiguous())
+            )
+            new_cell = cell.transpose(0, 1)
+        else:
+            outputs, hidden = self.rnn(embedded, hidden)
+            new_cell = None
+        logits = self.output(self.dropout(outputs))
+        new_state = CaptionerState(hidden.transpose(0, 1), new_cell, state.memory)
+        return logits, new_state
