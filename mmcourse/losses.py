@@ -1,0 +1,342 @@
+"""Loss functions of the course: classification, contrastive (CLIP), triplet, captioning.
+
+- :func:`cross_entropy`: a checked wrapper of ``F.cross_entropy`` (with label smoothing);
+- :func:`clip_loss` and :class:`LearnableTemperature`: CLIP's symmetric InfoNCE;
+- :func:`triplet_loss` and :func:`hardest_negative_triplet_loss` (VSE++'s batch-hard variant);
+- :func:`sequence_loss` and :func:`perplexity`: teacher-forcing loss of a captioner;
+- :func:`l2_penalty`: the squared-weights regulariser.
+
+Each checks its inputs and raises ``ValueError`` saying what it expected and what arrived, so a
+shape or dtype bug fails at the loss with a readable message rather than deep inside PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmcourse.text import PAD_ID
+
+DISTANCES = ("cosine", "euclidean")
+
+
+def _check_float(x: object, name: str, dims: int, shape_text: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor {shape_text}, got {type(x).__name__}")
+    if x.dim() != dims or not x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a float tensor {shape_text}, "
+            f"got shape {tuple(x.shape)} and dtype {x.dtype}"
+        )
+    return x
+
+
+def _check_classes(target: object, name: str, shape: tuple[int, ...], shape_text: str) -> None:
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor {shape_text}, got {type(target).__name__}")
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must hold class indices (torch.long), got dtype {target.dtype}; for float "
+            "labels convert with .long(), for soft/one-hot targets take .argmax(-1)"
+        )
+    if tuple(target.shape) != shape:
+        raise ValueError(
+            f"{name} must have shape {shape_text} = {shape}, got {tuple(target.shape)}"
+        )
+
+
+def _check_margin(margin: float) -> None:
+    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
+        raise ValueError(f"margin must be a number >= 0, got {margin!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# classification
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of logits ``(N, C)`` against class indices ``(N,)``.
+
+    ``loss_i = -(1 - eps) * log p_i[y_i] - (eps / C) * sum_c log p_i[c]`` with
+    ``p_i = softmax(logits_i)`` and ``eps = label_smoothing``; the mean runs over the examples
+    whose target is not ``ignore_index``. Same numbers as ``F.cross_entropy``; the checks turn
+    the classic mistakes (float targets, ``(N, 1)`` targets, a class id ``>= C``) into a clear
+    ``ValueError``.
+    """
+    _check_float(logits, "logits", 2, "(N, C)")
+    n, num_classes = logits.shape
+    _check_classes(target, "target", (n,), "(N,)")
+    if not isinstance(label_smoothing, int | float) or not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    if n == 0:
+        raise ValueError("logits is empty (N = 0); a mean loss needs at least one example")
+    kept = target if ignore_index is None else target[target != ignore_index]
+    if kept.numel() == 0:
+        raise ValueError(f"every target equals ignore_index={ignore_index}; nothing to average")
+    if kept.min() < 0 or kept.max() >= num_classes:
+        raise ValueError(
+            f"target must hold classes in 0..{num_classes - 1} (C={num_classes} logits), "
+            f"got min {int(kept.min())}, max {int(kept.max())}"
+        )
+    return F.cross_entropy(
+        logits,
+        target.long(),
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=float(label_smoothing),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# contrastive: CLIP
+
+
+def clip_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE loss for ``B`` matching (image, text) pairs.
+
+    Row ``i`` of ``image_emb`` and row ``i`` of ``text_emb`` belong together; every other row
+    of the batch is a negative. With unit vectors ``u_i, v_j``::
+
+        logits[i, j] = logit_scale * cos(u_i, v_j)                       # (B, B)
+        loss = (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2     # image->text, text->image
+
+    Args:
+        image_emb: ``(B, D)`` image embeddings (any norm; they are L2-normalised here).
+        text_emb: ``(B, D)`` text embeddings.
+        logit_scale: the multiplier ``1 / temperature`` (> 0), a float or a 0-dim tensor, e.g.
+            the output of :class:`LearnableTemperature` (then it is learned too).
+
+    Returns a 0-dim tensor; ``log(B)`` for random embeddings at a small scale, near 0 when the
+    pairs are well separated.
+    """
+    _check_float(image_emb, "image_emb", 2, "(B, D)")
+    _check_float(text_emb, "text_emb", 2, "(B, D)")
+    if image_emb.shape != text_emb.shape:
+        raise ValueError(
+            "image_emb and text_emb must have the same shape (B, D), "
+            f"got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}"
+        )
+    if image_emb.shape[0] == 0:
+        raise ValueError("the batch is empty (B = 0); clip_loss needs at least one pair")
+    scale = logit_scale
+    if isinstance(scale, torch.Tensor):
+        if scale.numel() != 1 or not scale.is_floating_point():
+            raise ValueError(
+                "logit_scale must be a number or a one-element float tensor, "
+                f"got shape {tuple(scale.shape)} and dtype {scale.dtype}"
+            )
+        scale = scale.reshape(())
+    elif isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ValueError(f"logit_scale must be a number > 0, got {type(scale).__name__}")
+    if not scale > 0:
+        raise ValueError(f"logit_scale must be > 0 (it is 1 / temperature), got {float(scale)}")
+    image_emb = F.normalize(image_emb, dim=1)
+    text_emb = F.normalize(text_emb, dim=1)
+    logits = scale * image_emb @ text_emb.T  # (B, B): row i = image i against every text
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+class LearnableTemperature(nn.Module):
+    """CLIP's learned logit scale: stores ``log(1 / temperature)``, returns the scale.
+
+    Initialised to ``1 / 0.07`` (about 14.3) and capped at 100, as in CLIP (Radford et al.,
+    2021). Learning the *log* keeps the scale positive and its steps relative. The cap is a
+    clamp in :meth:`forward` (no gradient while the scale sits at the cap); open_clip instead
+    clamps the parameter in place after each optimiser step — same effect on the loss.
+
+    >>> temperature = LearnableTemperature()
+    >>> round(temperature().item(), 2)
+    14.29
+    """
+
+    def __init__(self, init_temperature: float = 0.07, max_scale: float = 100.0) -> None:
+        super().__init__()
+        if not isinstance(init_temperature, int | float) or not init_temperature > 0:
+            raise ValueError(f"init_temperature must be a number > 0, got {init_temperature!r}")
+        if not isinstance(max_scale, int | float) or not max_scale > 0:
+            raise ValueError(f"max_scale must be a number > 0, got {max_scale!r}")
+        self.max_scale = float(max_scale)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
+
+    def forward(self) -> torch.Tensor:
+        """The scale ``min(exp(log_scale), max_scale)`` as a 0-dim tensor."""
+        return self.log_scale.exp().clamp(max=self.max_scale)
+
+    @property
+    def temperature(self) -> float:
+        """The current temperature ``1 / scale``."""
+        return 1.0 / self().item()
+
+    def extra_repr(self) -> str:
+        return f"scale={self().item():.3f}, max_scale={self.max_scale}"
+
+
+# ----------------------------------------------------------------------------------------------
+# triplet losses
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
+    """``(B,)`` distance between matching rows of ``a`` and ``b`` ``(B, D)``."""
+    if distance == "cosine":
+        return 1 - F.cosine_similarity(a, b, dim=1)
+    # ||a - b + eps||_2 with eps = 1e-6, as nn.TripletMarginLoss: finite gradient when a == b
+    return F.pairwise_distance(a, b, p=2.0)
+
+
+def triplet_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    margin: float = 0.2,
+    distance: str = "cosine",
+) -> torch.Tensor:
+    """Mean hinge ``max(0, d(a, p) - d(a, n) + margin)``: the positive must be closer to the
+    anchor than the negative is, by at least ``margin``.
+
+    Args:
+        anchor, positive, negative: ``(B, D)`` each; row ``i`` forms one triplet.
+        margin: ``>= 0``.
+        distance: ``"cosine"`` (``1 - cos``, in ``[0, 2]``) or ``"euclidean"`` (L2, with the
+            ``eps = 1e-6`` of ``nn.TripletMarginLoss``, which it then equals).
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    _check_margin(margin)
+    for x, name in ((anchor, "anchor"), (positive, "positive"), (negative, "negative")):
+        _check_float(x, name, 2, "(B, D)")
+    if not anchor.shape == positive.shape == negative.shape:
+        raise ValueError(
+            "anchor, positive and negative must have the same shape (B, D), got "
+            f"{tuple(anchor.shape)}, {tuple(positive.shape)} and {tuple(negative.shape)}"
+        )
+    if anchor.shape[0] == 0:
+        raise ValueError("the batch is empty (B = 0); triplet_loss needs at least one triplet")
+    d_pos = _distance(anchor, positive, distance)
+    d_neg = _distance(anchor, negative, distance)
+    return F.relu(d_pos - d_neg + margin).mean()
+
+
+def hardest_negative_triplet_loss(
+    emb_a: torch.Tensor, emb_b: torch.Tensor, margin: float = 0.2
+) -> torch.Tensor:
+    """Batch-hard triplet loss on cosine similarity ("max of hinges", VSE++, Faghri et al. 2018).
+
+    Row ``i`` of ``emb_a`` (say images) matches row ``i`` of ``emb_b`` (captions); the other
+    rows are negatives. With ``s = cos`` similarity matrix ``(B, B)`` (positives on the
+    diagonal), each anchor is charged only for its *hardest* negative::
+
+        a -> b:  max_{j != i} max(0, margin + s[i, j] - s[i, i])   for each row i
+        b -> a:  max_{j != i} max(0, margin + s[j, i] - s[i, i])   for each column i
+        loss = mean_i(a -> b) + mean_i(b -> a)
+
+    (VSE++ sums over the batch; the mean keeps the scale independent of ``B``.)
+
+    Args:
+        emb_a, emb_b: ``(B, D)`` with ``B >= 2`` (normalised here).
+        margin: ``>= 0``.
+    """
+    _check_margin(margin)
+    _check_float(emb_a, "emb_a", 2, "(B, D)")
+    _check_float(emb_b, "emb_b", 2, "(B, D)")
+    if emb_a.shape != emb_b.shape:
+        raise ValueError(
+            f"emb_a and emb_b must have the same shape (B, D), "
+            f"got {tuple(emb_a.shape)} and {tuple(emb_b.shape)}"
+        )
+    if emb_a.shape[0] < 2:
+        raise ValueError(f"need B >= 2 pairs so each has an in-batch negative, got B={len(emb_a)}")
+    s = F.normalize(emb_a, dim=1) @ F.normalize(emb_b, dim=1).T  # (B, B)
+    positive = s.diag()
+    is_positive = torch.eye(len(s), dtype=torch.bool, device=s.device)
+    cost_a = F.relu(margin + s - positive[:, None]).masked_fill(is_positive, 0)  # row anchors
+    cost_b = F.relu(margin + s - positive[None, :]).masked_fill(is_positive, 0)  # column anchors
+    return cost_a.max(dim=1).values.mean() + cost_b.max(dim=0).values.mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# captioning
+
+
+def sequence_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pad_id: int = PAD_ID, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Teacher-forcing loss of a caption decoder: cross-entropy averaged over real tokens.
+
+    Args:
+        logits: ``(B, T, V)`` next-token scores at every position.
+        targets: ``(B, T)`` the true next tokens (``captions[:, 1:]``, see
+            :func:`mmcourse.models.captioner.teacher_forcing_pairs`).
+        pad_id: targets equal to it are padding and do not count (default ``<pad>`` = 0).
+        label_smoothing: as in :func:`cross_entropy`.
+
+    Returns the 0-dim mean over the non-pad positions of ``-log softmax(logits)[target]`` —
+    every real word weighs the same, however long its caption.
+    """
+    _check_float(logits, "logits", 3, "(B, T, V)")
+    b, t, v = logits.shape
+    _check_classes(targets, "targets", (b, t), "(B, T)")
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int):
+        raise ValueError(f"pad_id must be an int, got {pad_id!r}")
+    return cross_entropy(
+        logits.reshape(b * t, v),
+        targets.reshape(b * t),
+        label_smoothing=label_smoothing,
+        ignore_index=pad_id,
+    )
+
+
+def perplexity(loss: torch.Tensor | float) -> float:
+    """Per-token perplexity ``exp(loss)`` of a mean per-token cross-entropy (in nats).
+
+    A model that spreads its bets evenly over ``k`` words has perplexity ``k``; a perfect one 1.
+
+    >>> round(perplexity(math.log(10)), 6)
+    10.0
+    """
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise ValueError(f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}")
+        loss = loss.item()
+    if isinstance(loss, bool) or not isinstance(loss, int | float) or not loss >= 0:
+        raise ValueError(f"loss must be a mean cross-entropy >= 0, got {loss!r}")
+    return math.exp(loss) if loss < 709 else math.inf
+
+
+# ----------------------------------------------------------------------------------------------
+# regularisation
+
+
+def l2_penalty(model: nn.Module, weight: float, include_bias: bool = False) -> torch.Tensor:
+    """``weight * sum(w ** 2)`` over the trainable parameters of ``model``: the L2 regulariser
+    to add to the loss.
+
+    Biases (parameters named ``bias``) are left out unless ``include_bias``: they only shift
+    outputs and shrinking them does not smooth the function. Its gradient ``2 * weight * w``
+    is what SGD's ``weight_decay=2 * weight`` adds.
+
+    Returns a 0-dim tensor (0 if nothing is penalised).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+        raise ValueError(f"weight must be a number >= 0, got {weight!r}")
+    total = torch.zeros(())
+    for name, p in model.named_parameters():
+        if not p.requires_grad or (not include_bias and name.rsplit(".", 1)[-1] == "bias"):
+            continue
+        total = total.to(p.device) + p.pow(2).sum()
+    return weight * total

@@ -1,0 +1,419 @@
+"""Evaluation metrics: classification, caption overlap (BLEU) and cross-modal retrieval.
+
+Three families, each small and written out so a learner can read it:
+
+- classification (a digit classifier, a VQA answer head): :func:`accuracy`,
+  :func:`confusion_matrix`, :func:`precision_recall_f1`;
+- generated captions against reference captions: :func:`bleu`, :func:`bleu_scores`,
+  :func:`exact_match`;
+- retrieval from a similarity matrix (image -> text or text -> image): :func:`retrieval_ranks`,
+  :func:`recall_at_k`, :func:`median_rank`.
+
+Every function checks its inputs and raises ``ValueError`` saying what it expected and what
+arrived. The tests compare each metric with an independent implementation (scikit-learn, nltk,
+sacrebleu, a brute-force loop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+
+AVERAGES = ("macro", "micro", "none")
+SMOOTHINGS = (None, "floor", "add1")
+
+
+# ----------------------------------------------------------------------------------------------
+# classification
+
+
+def _shape(x: object) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
+    """Class indices ``(N,)`` from indices ``(N,)`` or scores/logits ``(N, C)`` (argmax)."""
+    if not isinstance(pred, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(pred).__name__}")
+    if pred.dim() == 2 and pred.is_floating_point():
+        if pred.shape[1] == 0:
+            raise ValueError(f"{name} logits (N, C) need C >= 1 classes, got {tuple(pred.shape)}")
+        return pred.argmax(dim=1)
+    if pred.dim() == 1 and not pred.is_floating_point() and pred.dtype != torch.bool:
+        return pred
+    raise ValueError(
+        f"{name} must be class indices (N,) of an integer dtype or float logits (N, C), "
+        f"got shape {tuple(pred.shape)} and dtype {pred.dtype}"
+    )
+
+
+def _check_target(target: torch.Tensor, n: int) -> None:
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if target.dim() != 1 or target.is_floating_point() or target.dtype == torch.bool:
+        raise ValueError(
+            f"target must be class indices (N,) of an integer dtype, "
+            f"got shape {tuple(target.shape)} and dtype {target.dtype}"
+        )
+    if target.shape[0] != n:
+        raise ValueError(f"pred and target must have the same length N, got {n} and {len(target)}")
+    if n == 0:
+        raise ValueError("pred and target are empty (N = 0); a metric needs at least one example")
+
+
+def _check_range(labels: torch.Tensor, num_classes: int, name: str) -> None:
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"{name} must hold classes in 0..{num_classes - 1} (num_classes={num_classes}), "
+            f"got min {int(labels.min())}, max {int(labels.max())}"
+        )
+
+
+def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Fraction of examples whose predicted class equals the target.
+
+    Args:
+        pred: class indices ``(N,)`` (integer) or logits/scores ``(N, C)`` (float; argmax taken).
+        target: true class indices ``(N,)`` (integer).
+
+    >>> accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]))
+    0.5
+    """
+    labels = _as_labels(pred)
+    _check_target(target, labels.shape[0])
+    return (labels == target.to(labels.device)).float().mean().item()
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """LongTensor ``(C, C)``: entry ``[i, j]`` counts examples of true class ``i`` predicted as
+    ``j`` (rows = truth, columns = prediction, as in scikit-learn).
+
+    Args:
+        pred: class indices ``(N,)`` or logits ``(N, C)``.
+        target: true class indices ``(N,)``.
+        num_classes: ``C``; every label must lie in ``0..C-1``.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    labels = _as_labels(pred)
+    _check_target(target, labels.shape[0])
+    _check_range(labels, num_classes, "pred")
+    _check_range(target, num_classes, "target")
+    flat = target.long().cpu() * num_classes + labels.long().cpu()
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` with 0 where ``den == 0`` (scikit-learn's ``zero_division=0``)."""
+    num, den = num.double(), den.double()
+    return torch.where(den > 0, num / den.clamp_min(1), torch.zeros_like(num))
+
+
+def precision_recall_f1(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, average: str = "macro"
+) -> dict[str, float] | dict[str, torch.Tensor]:
+    """Precision, recall and F1 as ``{"precision": ..., "recall": ..., "f1": ...}``.
+
+    Per class ``c``: precision = TP / (TP + FP), recall = TP / (TP + FN),
+    F1 = 2 TP / (2 TP + FP + FN); a ratio whose denominator is 0 counts as 0 (like
+    scikit-learn's ``zero_division=0``), e.g. the precision of a class never predicted.
+
+    Args:
+        pred: class indices ``(N,)`` or logits ``(N, C)``.
+        target: true class indices ``(N,)``.
+        num_classes: ``C``; all ``C`` classes take part, present in the data or not.
+        average: ``"macro"`` (plain mean of the ``C`` per-class values, floats),
+            ``"micro"`` (from TP/FP/FN summed over classes, floats; for single-label data all
+            three equal the accuracy) or ``"none"`` (per-class ``(C,)`` float64 tensors).
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+    cm = confusion_matrix(pred, target, num_classes)
+    tp = cm.diag()
+    fp = cm.sum(dim=0) - tp  # predicted c, truly something else
+    fn = cm.sum(dim=1) - tp  # truly c, predicted something else
+    if average == "micro":
+        tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+    scores = {
+        "precision": _divide(tp, tp + fp),
+        "recall": _divide(tp, tp + fn),
+        "f1": _divide(2 * tp, 2 * tp + fp + fn),
+    }
+    if average == "none":
+        return scores
+    return {name: value.mean().item() for name, value in scores.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# captions: BLEU and exact match
+
+
+def _check_tokens(tokens: object, name: str) -> None:
+    if isinstance(tokens, str):
+        raise ValueError(
+            f"{name} must be a list of tokens (list[str]), got a str {tokens[:30]!r}; "
+            "tokenise it first, e.g. caption.split()"
+        )
+    if not isinstance(tokens, Sequence) or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"{name} must be a list of tokens (list[str]), got {tokens!r:.60}")
+
+
+def _check_corpus(candidates: object, references: object) -> None:
+    """Candidates ``list[list[str]]``, references ``list[list[list[str]]]``, same length."""
+    for value, name in ((candidates, "candidates"), (references, "references")):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise ValueError(f"{name} must be a list, got {type(value).__name__}")
+    if len(candidates) != len(references):
+        raise ValueError(
+            "candidates and references must have the same length (one list of references per "
+            f"candidate), got {len(candidates)} candidates and {len(references)} reference lists"
+        )
+    if len(candidates) == 0:
+        raise ValueError("candidates is empty; a corpus score needs at least one candidate")
+    for i, (candidate, refs) in enumerate(zip(candidates, references)):
+        _check_tokens(candidate, f"candidates[{i}]")
+        if isinstance(refs, str) or not isinstance(refs, Sequence) or len(refs) == 0:
+            raise ValueError(
+                f"references[{i}] must be a non-empty list of references (list[list[str]]), "
+                f"got {refs!r:.60}"
+            )
+        if isinstance(refs[0], str):
+            raise ValueError(
+                f"references[{i}] must be a list of token lists (list[list[str]]), got a list "
+                f"of str {refs!r:.60}; wrap a single reference as [reference]"
+            )
+        for j, ref in enumerate(refs):
+            _check_tokens(ref, f"references[{i}][{j}]")
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _bleu_statistics(
+    candidates: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+    max_n: int,
+) -> tuple[list[int], list[int], int, int]:
+    """Corpus sums: clipped matches per order, candidate n-grams per order, c, r."""
+    matches, totals = [0] * max_n, [0] * max_n
+    cand_len = ref_len = 0
+    for candidate, refs in zip(candidates, references):
+        cand_len += len(candidate)
+        # the reference length closest to the candidate's; ties go to the shorter one
+        ref_len += min((abs(len(r) - len(candidate)), len(r)) for r in refs)[1]
+        for n in range(1, max_n + 1):
+            counts = _ngrams(candidate, n)
+            max_ref = Counter()  # each n-gram is credited at most as often as one reference has it
+            for ref in refs:
+                max_ref |= _ngrams(ref, n)
+            matches[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
+            totals[n - 1] += sum(counts.values())
+    return matches, totals, cand_len, ref_len
+
+
+def _bleu_from_statistics(
+    matches: list[int], totals: list[int], cand_len: int, ref_len: int, smoothing: str | None
+) -> float:
+    if cand_len == 0 or matches[0] == 0:
+        return 0.0  # no candidate words, or not one word in common with a reference
+    log_precision = 0.0
+    for n, (m, t) in enumerate(zip(matches, totals), start=1):
+        if smoothing == "add1" and n > 1:
+            m, t = m + 1, t + 1
+        if t == 0:
+            return 0.0  # no n-grams of this order in the corpus: precision undefined
+        if m == 0:
+            if smoothing != "floor":
+                return 0.0  # geometric mean with a zero factor
+            m = 0.1
+        log_precision += math.log(m / t) / len(matches)
+    brevity = 1.0 if cand_len > ref_len else math.exp(1 - ref_len / cand_len)
+    return brevity * math.exp(log_precision)
+
+
+def _check_bleu_args(max_n: int, smoothing: str | None) -> None:
+    if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
+        raise ValueError(f"max_n must be an int >= 1, got {max_n!r}")
+    if smoothing not in SMOOTHINGS:
+        raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+
+
+def bleu(
+    candidates: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+    max_n: int = 4,
+    smoothing: str | None = None,
+) -> float:
+    """Corpus BLEU (Papineni et al., 2002) in ``[0, 1]``, with several references per candidate.
+
+    ``BLEU = BP * exp(mean_n log p_n)`` for ``n = 1..max_n``, where
+
+    - ``p_n`` = (clipped n-gram matches) / (candidate n-grams), both summed over the corpus;
+      a candidate n-gram is credited at most as often as it occurs in any *one* reference;
+    - ``BP = 1`` if ``c > r`` else ``exp(1 - r / c)``, with ``c`` the total candidate length and
+      ``r`` the sum of the reference lengths closest to each candidate (ties: the shorter).
+
+    Without smoothing a corpus with no matching n-gram of some order scores 0. ``smoothing``:
+    ``"floor"`` counts 0.1 matches for such an order (nltk's ``method1``, sacrebleu's
+    ``floor``); ``"add1"`` adds 1 to the matches and totals of orders ``n >= 2`` (nltk's
+    ``method2``, sacrebleu's ``add-k``).
+
+    Args:
+        candidates: ``N`` generated captions, each a list of tokens.
+        references: ``N`` lists of reference captions (each a list of tokens), one list per
+            candidate; the number of references may differ between candidates.
+        max_n: highest n-gram order (4 for the usual BLEU-4).
+        smoothing: ``None``, ``"floor"`` or ``"add1"``.
+
+    Equals nltk's ``corpus_bleu`` with weights ``(1/max_n,) * max_n`` and sacrebleu's
+    ``corpus_bleu(..., tokenize="none", smooth_method="none") / 100`` — except that nltk counts
+    at least one n-gram for a candidate shorter than ``n`` (this function, like sacrebleu and
+    the paper, counts none).
+
+    >>> bleu([["a", "cat", "sat", "down"]], [[["a", "cat", "sat", "down"], ["a", "cat"]]])
+    1.0
+    """
+    _check_bleu_args(max_n, smoothing)
+    _check_corpus(candidates, references)
+    stats = _bleu_statistics(candidates, references, max_n)
+    return _bleu_from_statistics(*stats, smoothing)
+
+
+def bleu_scores(
+    candidates: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+    max_n: int = 4,
+    smoothing: str | None = None,
+) -> dict[str, float]:
+    """``{"bleu1": ..., "bleu2": ..., ..., f"bleu{max_n}": ...}``: cumulative BLEU-n, i.e.
+    :func:`bleu` with uniform weights over orders ``1..n`` (nltk's ``corpus_bleu`` with
+    weights ``(1,)``, ``(1/2, 1/2)``, ``(1/3, 1/3, 1/3)``, ...), as captioning papers report."""
+    _check_bleu_args(max_n, smoothing)
+    _check_corpus(candidates, references)
+    matches, totals, cand_len, ref_len = _bleu_statistics(candidates, references, max_n)
+    return {
+        f"bleu{n}": _bleu_from_statistics(matches[:n], totals[:n], cand_len, ref_len, smoothing)
+        for n in range(1, max_n + 1)
+    }
+
+
+def exact_match(
+    candidates: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]]
+) -> float:
+    """Fraction of candidates whose token list equals at least one of their references.
+
+    >>> exact_match([["two", "digits"], ["a", "seven"]], [[["two", "digits"]], [["a", "one"]]])
+    0.5
+    """
+    _check_corpus(candidates, references)
+    hits = sum(list(c) in [list(r) for r in refs] for c, refs in zip(candidates, references))
+    return hits / len(candidates)
+
+
+# ----------------------------------------------------------------------------------------------
+# retrieval
+
+
+def _relevance(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Check the inputs of a retrieval metric; return the bool relevance matrix ``(Nq, Nc)``."""
+    if not isinstance(similarity, torch.Tensor):
+        raise ValueError(f"similarity must be a torch.Tensor, got {type(similarity).__name__}")
+    if similarity.dim() != 2 or not similarity.is_floating_point():
+        raise ValueError(
+            "similarity must be a float matrix (Nq, Nc) of query-candidate scores, "
+            f"got shape {tuple(similarity.shape)} and dtype {similarity.dtype}"
+        )
+    nq, nc = similarity.shape
+    if nq == 0 or nc == 0:
+        raise ValueError(f"similarity is empty, got shape {(nq, nc)}; need Nq >= 1 and Nc >= 1")
+    if torch.isnan(similarity).any():
+        raise ValueError("similarity holds NaN; every score must be a number")
+    if not isinstance(targets, torch.Tensor):
+        raise ValueError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.dtype == torch.bool:
+        if targets.shape != similarity.shape:
+            raise ValueError(
+                f"a bool relevance matrix must have the shape of similarity {(nq, nc)}, "
+                f"got {tuple(targets.shape)}"
+            )
+        empty = (~targets.any(dim=1)).nonzero().flatten()
+        if len(empty):
+            raise ValueError(
+                f"every query needs at least one relevant candidate, but row(s) "
+                f"{empty[:5].tolist()} of targets are all False"
+            )
+        return targets.to(similarity.device)
+    if targets.dim() != 1 or targets.is_floating_point():
+        raise ValueError(
+            "targets must be indices (Nq,) of the correct candidate (integer dtype) or a bool "
+            f"relevance matrix (Nq, Nc), got shape {tuple(targets.shape)} and dtype {targets.dtype}"
+        )
+    if targets.shape[0] != nq:
+        raise ValueError(
+            f"targets must have one entry per query (Nq={nq}), got {targets.shape[0]} entries"
+        )
+    if targets.min() < 0 or targets.max() >= nc:
+        raise ValueError(
+            f"targets must index candidates 0..{nc - 1}, "
+            f"got min {int(targets.min())}, max {int(targets.max())}"
+        )
+    relevant = torch.zeros(nq, nc, dtype=torch.bool, device=similarity.device)
+    relevant[torch.arange(nq), targets.to(similarity.device).long()] = True
+    return relevant
+
+
+def retrieval_ranks(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """LongTensor ``(Nq,)``: the 1-based rank of the best-placed relevant candidate per query.
+
+    Args:
+        similarity: ``(Nq, Nc)`` scores, higher = more similar (e.g. cosine similarities of
+            image embeddings against caption embeddings).
+        targets: ``(Nq,)`` index of the one correct candidate per query, or a bool ``(Nq, Nc)``
+            matrix marking every relevant candidate (e.g. the 5 captions of each image).
+
+    Ties count against the model: an irrelevant candidate scoring *equal* to the best relevant
+    one is ranked ahead of it, so a model that scores everything the same gets the worst ranks.
+    """
+    relevant = _relevance(similarity, targets)
+    best = similarity.masked_fill(~relevant, -math.inf).max(dim=1).values  # (Nq,)
+    ahead = (similarity >= best[:, None]) & ~relevant  # irrelevant ones at least as high
+    return ahead.sum(dim=1) + 1
+
+
+def recall_at_k(
+    similarity: torch.Tensor, targets: torch.Tensor, ks: Sequence[int] = (1, 5, 10)
+) -> dict[int, float]:
+    """``{k: R@k}``: the fraction of queries with a relevant candidate among the top ``k``.
+
+    Args:
+        similarity: ``(Nq, Nc)`` scores, higher = better.
+        targets: ``(Nq,)`` correct candidate indices or a bool relevance matrix ``(Nq, Nc)``.
+        ks: cut-offs, each an int in ``1..Nc``.
+
+    See :func:`retrieval_ranks` for how ties are ranked.
+
+    >>> recall_at_k(torch.eye(3), torch.tensor([0, 1, 2]), ks=(1,))
+    {1: 1.0}
+    """
+    if isinstance(ks, int | str) or not isinstance(ks, Sequence) or len(ks) == 0:
+        raise ValueError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
+    ranks = retrieval_ranks(similarity, targets)
+    num_candidates = similarity.shape[1]
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_candidates:
+            raise ValueError(
+                f"every k must be an int in 1..{num_candidates} (the number of candidates), "
+                f"got {k!r}"
+            )
+    return {k: (ranks <= k).float().mean().item() for k in ks}
+
+
+def median_rank(similarity: torch.Tensor, targets: torch.Tensor) -> float:
+    """Median over queries of :func:`retrieval_ranks` (1 = perfect; the mean of the two middle
+    ranks when ``Nq`` is even, as ``numpy.median``)."""
+    ranks = retrieval_ranks(similarity, targets)
+    return torch.quantile(ranks.double(), 0.5).item()
