@@ -1,0 +1,796 @@
+"""The course's one training loop, with its helpers.
+
+Data lives in memory as aligned tensors, e.g. ``(images, labels)`` or
+``(images, questions, answers)``; :func:`batches` slices them, so there is no per-sample
+``DataLoader`` overhead (a small CNN trains an MNIST epoch in about 10 s on two CPU cores).
+The **last** tensor of a batch is the target.
+
+- :func:`batches`          aligned mini-batches, optionally shuffled by a seeded generator
+- :func:`fit`              train for some epochs; returns a :class:`History`
+- :class:`EarlyStopping`   stop when a monitored number stops improving, restore the best weights
+- :func:`evaluate`         loss and metrics on a dataset (eval mode, no gradients)
+- :func:`predict`          a model's outputs on a dataset, concatenated, on the CPU
+- :func:`save_checkpoint`, :func:`load_checkpoint`   state dicts on disk, loaded safely
+- :func:`count_parameters`
+
+A typical call::
+
+    history = fit(model, (x_train, y_train), loss_fn=nn.CrossEntropyLoss(),
+                  optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), epochs=5,
+                  val_data=(x_val, y_val), metrics={"accuracy": accuracy})
+    print(history.to_table())
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import pickle
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+Batch = tuple[Tensor, ...]
+Forward = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
+Metric = Callable[[Tensor, Tensor], float]
+
+__all__ = [
+    "EarlyStopping",
+    "History",
+    "batches",
+    "count_parameters",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int:
+    """Check that ``tensors`` is a non-empty sequence of aligned tensors; return their length."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (tuple, list)):
+        raise ValueError(
+            f"{name} must be a tuple of tensors such as (inputs, targets), "
+            f"got {type(tensors).__name__}"
+        )
+    if len(tensors) == 0:
+        raise ValueError(f"{name} is empty: expected at least one tensor, got ()")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name}[{i}] must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() == 0:
+            raise ValueError(f"{name}[{i}] is a 0-d tensor; expected a first (sample) dimension")
+    lengths = [t.shape[0] for t in tensors]
+    if len(set(lengths)) > 1:
+        raise ValueError(
+            f"the tensors in {name} must have the same first dimension (one row per sample), "
+            f"got lengths {lengths}"
+        )
+    return lengths[0]
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not _is_int(batch_size) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for an empty model."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _unregistered(model: nn.Module) -> list[str]:
+    """Attributes that hide modules or parameters in a plain list/tuple/dict.
+
+    PyTorch only registers a sub-module or parameter assigned directly (or held in
+    ``nn.ModuleList``/``nn.ModuleDict``/``nn.ParameterList``); anything in a plain Python
+    container is invisible to ``model.parameters()``, so it is never trained or saved.
+    """
+    found = []
+    for prefix, module in model.named_modules():
+        for key, value in vars(module).items():
+            if key.startswith("_") or not isinstance(value, (list, tuple, dict)):
+                continue
+            items = value.values() if isinstance(value, dict) else value
+            if any(isinstance(item, (nn.Module, nn.Parameter)) for item in items):
+                found.append(f"{prefix}.{key}" if prefix else key)
+    return found
+
+
+def _plain_list_hint(model: nn.Module) -> str:
+    hidden = _unregistered(model)
+    if not hidden:
+        return ""
+    return (
+        f"; {', '.join(hidden)} hold layers/parameters in a plain Python container, which "
+        "PyTorch never registers: use nn.ModuleList, nn.ModuleDict or nn.ParameterList"
+    )
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def batches(
+    *tensors: Tensor,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[Tensor, ...]]:
+    """Yield aligned mini-batches ``(t1[idx], t2[idx], ...)`` of in-memory tensors.
+
+    Args:
+        tensors: tensors with the same first dimension N, e.g. images ``(N, 1, 28, 28)`` and
+            labels ``(N,)``.
+        batch_size: rows per batch; the last batch may be smaller unless ``drop_last``.
+        shuffle: visit the rows in a random order (``torch.randperm`` with ``generator``).
+        generator: a seeded ``torch.Generator`` (on the CPU) for a reproducible order.
+        drop_last: skip a final batch smaller than ``batch_size``.
+
+    Without shuffling the batches are views (no copy).
+
+    >>> x, y = torch.arange(5), torch.arange(5) * 10
+    >>> [b[1].tolist() for b in batches(x, y, batch_size=2)]
+    [[0, 10], [20, 30], [40]]
+    """
+    n = _check_tensors(tensors, "tensors")
+    _check_batch_size(batch_size)
+    order = torch.randperm(n, generator=generator) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        end = min(start + batch_size, n)
+        if order is None:
+            yield tuple(t[start:end] for t in tensors)
+        else:
+            idx = order[start:end]
+            yield tuple(t[idx.to(t.device)] for t in tensors)
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def _format_value(key: str, value: float) -> str:
+    if key == "epoch":
+        return str(int(value))
+    if key == "lr":
+        return f"{value:.2e}"
+    return f"{value:.4f}"
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured: one dict per epoch.
+
+    ``records[i]`` has keys such as ``"epoch"`` (1-based), ``"train_loss"``, ``"val_loss"``,
+    ``"val_accuracy"`` (one ``val_<name>`` per metric) and ``"lr"`` when a scheduler is used.
+    ``history["val_loss"]`` is the list of that column; ``best_epoch`` is the epoch whose
+    weights early stopping kept (``None`` without early stopping).
+    """
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+
+    def __getitem__(self, key: str) -> list[float]:
+        """The values of one column, one per epoch (NaN where an epoch lacks it)."""
+        if not any(key in record for record in self.records):
+            raise KeyError(f"history has no {key!r}; it has {self.keys()}")
+        return [record.get(key, math.nan) for record in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+    def keys(self) -> list[str]:
+        """Column names in order of first appearance."""
+        names: list[str] = []
+        for record in self.records:
+            names += [key for key in record if key not in names]
+        return names
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The record of the last epoch (a copy; ``{}`` before any epoch)."""
+        return dict(self.records[-1]) if self.records else {}
+
+    def to_table(self) -> str:
+        """A fixed-width text table, numbers rounded to 4 decimals, e.g.::
+
+        epoch  train_loss  val_loss  val_accuracy
+            1      0.4512    0.2301        0.9310
+            2      0.2011    0.1907        0.9421
+        """
+        keys = self.keys()
+        if not keys:
+            return "(no epochs)"
+        cells = [[_format_value(k, r[k]) if k in r else "" for k in keys] for r in self.records]
+        widths = [max([len(k)] + [len(row[i]) for row in cells]) for i, k in enumerate(keys)]
+        lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        if self.best_epoch is not None:
+            lines.append(f"best epoch: {self.best_epoch}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+class EarlyStopping:
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: a key of the epoch record, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        mode: ``"min"`` (lower is better) or ``"max"``.
+        patience: epochs without improvement that are tolerated; training stops on the
+            ``patience + 1``-th such epoch in a row (``patience=0`` stops at the first).
+        min_delta: an improvement must beat the best value by more than this.
+        restore_best: when :func:`fit` ends, load the weights of the best epoch.
+
+    :func:`fit` calls :meth:`reset` at its start, so one object can be reused.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if not _is_int(patience) or patience < 0:
+            raise ValueError(f"patience must be a non-negative int, got {patience!r}")
+        if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
+            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor must be a record key such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.restore_best = restore_best
+        self.reset()
+
+    def __repr__(self) -> str:
+        return (
+            f"EarlyStopping(monitor={self.monitor!r}, mode={self.mode!r}, "
+            f"patience={self.patience}, min_delta={self.min_delta}, "
+            f"restore_best={self.restore_best})"
+        )
+
+    def reset(self) -> None:
+        """Forget everything seen so far."""
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Tensor] | None = None
+        self.wait = 0
+        self.should_stop = False
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` beats the best so far by more than ``min_delta`` (NaN never does)."""
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def step(self, value: float, epoch: int, model: nn.Module | None = None) -> bool:
+        """Record one epoch's value; return True if it is a new best.
+
+        On a new best the model's weights are copied (if ``restore_best``); otherwise the
+        wait counter grows and ``should_stop`` turns True once it exceeds ``patience``.
+        """
+        value = float(value)
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best and model is not None:
+                self.best_state = copy.deepcopy(model.state_dict())
+            return True
+        self.wait += 1
+        if self.wait > self.patience:
+            self.should_stop = True
+        return False
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def _default_forward(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+    outputs = model(*batch[:-1])
+    return outputs, batch[-1]
+
+
+def _run_forward(forward: Forward, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+    result = forward(model, batch)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ValueError(
+            "forward(model, batch) must return a pair (outputs, targets), "
+            f"got {type(result).__name__}"
+        )
+    return result
+
+
+def _check_loss(loss: Tensor) -> Tensor:
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor (reduction='mean'), got {shape}")
+    return loss
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return _model_device(model)
+    device = torch.device(device)
+    model.to(device)
+    return device
+
+
+def _check_data(data: tuple[Tensor, ...], name: str, forward: Forward | None) -> int:
+    n = _check_tensors(data, name)
+    if n == 0:
+        raise ValueError(f"{name} is empty: its tensors have 0 rows")
+    if forward is None and len(data) < 2:
+        raise ValueError(
+            f"{name} must hold inputs and targets, e.g. (images, labels), got {len(data)} "
+            "tensor; the last tensor is the target (or pass forward=... to say otherwise)"
+        )
+    return n
+
+
+def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError(
+            "the model has no trainable parameters (none, or all have requires_grad=False)"
+            + _plain_list_hint(model)
+        )
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in trainable):
+        raise ValueError(
+            "the optimizer holds none of the model's trainable parameters, so fit would "
+            "change nothing; build it from this model, e.g. "
+            "torch.optim.Adam(model.parameters()), after the model is created"
+            + _plain_list_hint(model)
+        )
+    hidden = _unregistered(model)
+    if hidden:
+        warnings.warn(
+            f"{', '.join(hidden)} hold layers/parameters in a plain Python container; PyTorch "
+            "does not register them, so model.parameters() misses them: use nn.ModuleList, "
+            "nn.ModuleDict or nn.ParameterList",
+            stacklevel=3,
+        )
+
+
+def fit(
+    model: nn.Module,
+    train_data: tuple[Tensor, ...],
+    *,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    val_data: tuple[Tensor, ...] | None = None,
+    batch_size: int = 128,
+    metrics: dict[str, Metric] | None = None,
+    forward: Forward | None = None,
+    early_stopping: EarlyStopping | None = None,
+    scheduler: Any = None,
+    checkpoint_path: str | Path | None = None,
+    device: torch.device | str | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+    verbose: bool = True,
+    max_batches_per_epoch: int | None = None,
+) -> History:
+    """Train ``model`` on in-memory tensors for ``epochs`` epochs and return the :class:`History`.
+
+    Each epoch: shuffle ``train_data`` (a ``torch.Generator`` seeded from ``seed``, so the
+    order is the same on every run), and for every batch run ``forward``, ``loss_fn``,
+    ``backward`` and ``optimizer.step()``; then, if ``val_data`` is given, :func:`evaluate`
+    it (eval mode, no gradients) with ``loss_fn`` and ``metrics``.
+
+    Args:
+        model: the network; moved to ``device`` if one is given.
+        train_data: aligned tensors ``(input_1, ..., target)``; the last one is the target.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar tensor`` (mean over the batch).
+        optimizer: built from ``model.parameters()``.
+        epochs: the number of passes over ``train_data`` (at most; see ``early_stopping``).
+        val_data: aligned tensors like ``train_data`` for validation after each epoch.
+        batch_size: rows per training batch.
+        metrics: ``{"accuracy": fn}`` with ``fn(outputs, targets) -> float``, computed on
+            ``val_data`` and recorded as ``"val_accuracy"``. Values are averaged over batches
+            weighted by batch size: exact for per-sample means such as accuracy.
+        forward: ``forward(model, batch) -> (outputs, targets)`` for models that do not take
+            ``model(*batch[:-1])``, e.g. ``lambda m, b: (m(b[0], b[1]), b[2])``.
+        early_stopping: an :class:`EarlyStopping`; its ``monitor`` must be a record key.
+        scheduler: a learning-rate scheduler, stepped once per epoch (``ReduceLROnPlateau``
+            gets the early-stopping monitor, else ``val_loss``, else ``train_loss``); the
+            epoch's learning rate is recorded as ``"lr"``.
+        checkpoint_path: save a checkpoint (:func:`save_checkpoint`) whenever the validation
+            result improves (the early-stopping monitor, else ``val_loss``), or after every
+            epoch without ``val_data``.
+        device: where to train; default: where the model's parameters are. Batches are moved
+            there one at a time, so the data may stay on the CPU.
+        seed: seeds the shuffling and torch's global generator (dropout), so a run repeats
+            exactly; ``None`` uses the global generator as it is.
+        progress: show one ``tqdm.auto`` bar over the epochs.
+        verbose: print one line per epoch,
+            ``epoch  3/10  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9712``.
+        max_batches_per_epoch: train on at most this many batches per epoch (a quick trial
+            run); validation still uses all of ``val_data``.
+
+    Returns:
+        The :class:`History`; ``train_loss`` is the mean loss over the training samples seen
+        in the epoch (each batch weighted by its size). The model is left in eval mode, with
+        the best epoch's weights if early stopping restored them.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not _is_int(epochs) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    _check_batch_size(batch_size)
+    if max_batches_per_epoch is not None and (
+        not _is_int(max_batches_per_epoch) or max_batches_per_epoch < 1
+    ):
+        raise ValueError(
+            f"max_batches_per_epoch must be None or an int >= 1, got {max_batches_per_epoch!r}"
+        )
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    _check_data(train_data, "train_data", forward)
+    if val_data is not None:
+        _check_data(val_data, "val_data", forward)
+    metrics = dict(metrics or {})
+    if metrics and val_data is None:
+        raise ValueError(
+            f"metrics {sorted(metrics)} are computed on val_data, but val_data is None; "
+            "pass val_data=(inputs..., targets)"
+        )
+    _check_optimizer(model, optimizer)
+    expected_keys = ["epoch", "train_loss"]
+    if val_data is not None:
+        expected_keys += ["val_loss"] + [f"val_{name}" for name in metrics]
+    if scheduler is not None:
+        expected_keys.append("lr")
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise ValueError(
+                f"early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}"
+            )
+        if early_stopping.monitor not in expected_keys:
+            raise ValueError(
+                f"early stopping monitors {early_stopping.monitor!r}, but each epoch records "
+                f"{expected_keys}" + ("; pass val_data=..." if val_data is None else "")
+            )
+        early_stopping.reset()
+
+    forward_fn = forward if forward is not None else _default_forward
+    device = _resolve_device(model, device)
+    generator = None
+    if seed is not None:
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    watch = (
+        early_stopping.monitor
+        if early_stopping is not None
+        else ("val_loss" if val_data is not None else "train_loss")
+    )
+    best_checkpoint: float | None = None
+    history = History()
+    width = len(str(epochs))
+    bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True, disable=not progress)
+
+    try:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            seen = 0
+            lr = optimizer.param_groups[0]["lr"]
+            parts = batches(*train_data, batch_size=batch_size, shuffle=True, generator=generator)
+            for i, batch in enumerate(parts):
+                if max_batches_per_epoch is not None and i >= max_batches_per_epoch:
+                    break
+                batch = _to_device(batch, device)
+                outputs, targets = _run_forward(forward_fn, model, batch)
+                loss = _check_loss(loss_fn(outputs, targets))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                rows = batch[0].shape[0]
+                total += loss.detach().to(torch.float64) * rows
+                seen += rows
+            record: dict[str, float] = {"epoch": epoch, "train_loss": total.item() / seen}
+            if val_data is not None:
+                result = evaluate(
+                    model,
+                    val_data,
+                    loss_fn=loss_fn,
+                    metrics=metrics,
+                    batch_size=max(batch_size, 512),
+                    forward=forward,
+                    device=device,
+                )
+                record.update({f"val_{key}": value for key, value in result.items()})
+            if scheduler is not None:
+                record["lr"] = float(lr)
+                if plateau:
+                    scheduler.step(record[watch])
+                else:
+                    scheduler.step()
+            history.records.append(record)
+
+            improved = True
+            if early_stopping is not None:
+                improved = early_stopping.step(record[watch], epoch, model)
+            elif val_data is not None:
+                value = record[watch]
+                improved = not math.isnan(value) and (
+                    best_checkpoint is None or value < best_checkpoint
+                )
+                if improved:
+                    best_checkpoint = value
+            if checkpoint_path is not None and improved:
+                save_checkpoint(checkpoint_path, model, optimizer, **record)
+
+            bar.update(1)
+            if verbose:
+                line = f"epoch {epoch:>{width}}/{epochs}" + "".join(
+                    f"  {key} {_format_value(key, value)}"
+                    for key, value in record.items()
+                    if key != "epoch"
+                )
+                if progress:
+                    bar.write(line)
+                else:
+                    print(line)
+            if early_stopping is not None and early_stopping.should_stop:
+                break
+        bar.set_postfix_str(
+            "  ".join(
+                f"{k} {_format_value(k, v)}" for k, v in history.last.items() if k != "epoch"
+            ),
+            refresh=False,
+        )
+    finally:
+        bar.close()
+
+    if early_stopping is not None:
+        history.best_epoch = early_stopping.best_epoch
+        messages = []
+        if early_stopping.should_stop:
+            messages.append(
+                f"early stopping: {early_stopping.monitor} did not improve for "
+                f"{early_stopping.wait} epochs"
+            )
+        stopped_at = history.records[-1]["epoch"]
+        if (
+            early_stopping.restore_best
+            and early_stopping.best_state is not None
+            and early_stopping.best_epoch != stopped_at
+        ):
+            model.load_state_dict(early_stopping.best_state)
+            best = _format_value(early_stopping.monitor, float(early_stopping.best))
+            messages.append(
+                f"restored the weights of epoch {early_stopping.best_epoch} "
+                f"({early_stopping.monitor} {best})"
+            )
+        if verbose and messages:
+            print("; ".join(messages))
+    model.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: tuple[Tensor, ...],
+    *,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    metrics: dict[str, Metric] | None = None,
+    batch_size: int = 512,
+    forward: Forward | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Loss and metrics of ``model`` on ``data``, in eval mode and without gradients.
+
+    Args:
+        data: aligned tensors ``(input_1, ..., target)``.
+        loss_fn: reported as ``"loss"``: the mean over samples (batch means weighted by size).
+        metrics: ``{"accuracy": fn}`` with ``fn(outputs, targets) -> float``; averaged the same
+            way, which is exact for per-sample means such as accuracy.
+        forward: as in :func:`fit`.
+        device: default: where the model's parameters are.
+
+    Returns:
+        ``{"loss": ..., "accuracy": ...}``. The model's train/eval mode is restored afterwards.
+    """
+    _check_data(data, "data", forward)
+    _check_batch_size(batch_size)
+    metrics = dict(metrics or {})
+    if loss_fn is None and not metrics:
+        raise ValueError("evaluate needs loss_fn or metrics (or both); got neither")
+    forward_fn = forward if forward is not None else _default_forward
+    device = _resolve_device(model, device)
+    was_training = model.training
+    model.eval()
+    sums = dict.fromkeys(["loss"] if loss_fn is not None else [], 0.0)
+    sums.update(dict.fromkeys(metrics, 0.0))
+    seen = 0
+    try:
+        for batch in batches(*data, batch_size=batch_size):
+            batch = _to_device(batch, device)
+            outputs, targets = _run_forward(forward_fn, model, batch)
+            rows = batch[0].shape[0]
+            if loss_fn is not None:
+                sums["loss"] += float(_check_loss(loss_fn(outputs, targets))) * rows
+            for name, metric in metrics.items():
+                sums[name] += float(metric(outputs, targets)) * rows
+            seen += rows
+    finally:
+        model.train(was_training)
+    return {name: total / seen for name, total in sums.items()}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    *inputs: Tensor,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``model(*inputs)`` batch by batch, in eval mode without gradients; returned on the CPU.
+
+    The model must return one tensor whose first dimension is the batch::
+
+        logits = predict(model, x_test)                          # (N, num_classes)
+        answers = predict(vqa_model, images, questions).argmax(1)  # (N,)
+
+    The model's train/eval mode is restored afterwards.
+    """
+    if not inputs:
+        raise ValueError("predict needs at least one input tensor, e.g. predict(model, x)")
+    _check_tensors(inputs, "inputs")
+    _check_batch_size(batch_size)
+    device = _resolve_device(model, device)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        for batch in batches(*inputs, batch_size=batch_size):
+            out = model(*_to_device(batch, device))
+            if not isinstance(out, Tensor):
+                raise ValueError(
+                    f"predict expects the model to return a tensor, got {type(out).__name__}"
+                )
+            outputs.append(out.cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        raise ValueError("predict got inputs with 0 rows")
+    return torch.cat(outputs)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    **extra: int | float | str | bool | None,
+) -> Path:
+    """Save the model's (and optimizer's) state dict plus plain numbers/strings to ``path``.
+
+    ``extra`` holds things like ``epoch=3, val_loss=0.21``; only ``int``, ``float``, ``str``,
+    ``bool`` and ``None`` are accepted, so the file can be read back with
+    ``weights_only=True`` (see :func:`load_checkpoint`). Parent folders are created; the file
+    is written to a temporary name first, so an interrupted save never leaves half a file.
+    Returns the path.
+    """
+    for key, value in extra.items():
+        if not isinstance(value, _PLAIN):
+            raise ValueError(
+                f"checkpoint extra {key!r} must be a plain int/float/str/bool/None, got "
+                f"{type(value).__name__}; convert tensors with .item()"
+            )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {"model": model.state_dict(), "extra": dict(extra)}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, Any]:
+    """Load a :func:`save_checkpoint` file into ``model`` (and ``optimizer``); return its extras.
+
+    The file is read with ``torch.load(path, map_location="cpu", weights_only=True)``.
+    ``torch.save`` uses Python's pickle, and unpickling can run *any* code the file's author
+    put there, so loading an untrusted ``.pt`` file with ``weights_only=False`` is like running
+    their script. ``weights_only=True`` only rebuilds tensors, numbers, strings and
+    containers, and refuses everything else (raised here as ``ValueError``). ``map_location``
+    puts the tensors on the CPU first, so a GPU checkpoint loads on a laptop; the state dict is
+    then copied onto the model's own device.
+
+    Returns:
+        the extras saved with it, e.g. ``{"epoch": 3, "val_loss": 0.21}``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} holds Python objects other than tensors and plain values, so it was "
+            "refused (weights_only=True): unpickling them could run arbitrary code"
+        ) from error
+    if not isinstance(payload, Mapping) or "model" not in payload:
+        raise ValueError(f"{path} is not a checkpoint written by save_checkpoint")
+    model.load_state_dict(payload["model"])
+    if optimizer is not None:
+        if "optimizer" not in payload:
+            raise ValueError(f"{path} holds no optimizer state; call it without optimizer")
+        optimizer.load_state_dict(payload["optimizer"])
+    return dict(payload.get("extra", {}))
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters (shared ones counted once); only ``requires_grad`` ones by default.
+
+    >>> count_parameters(nn.Linear(10, 3))   # 10 * 3 weights + 3 biases
+    33
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
