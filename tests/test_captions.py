@@ -313,5 +313,13 @@ def test_impossible_holdout_is_reported(pool) -> None:
     everything = C.Holdout(
         digit_attributes=tuple((d, "size", s) for d in range(10) for s in C.SIZES)
     )
-    with pytest.raises(ValueError, match="could not draw enough layouts"):
+    with pytest.raises(ValueError, match="could not remove the held-out combinations"):
         C.generate(10, "train", *pool, holdout=everything)
+
+
+def test_repair_keeps_digits_balanced(pool) -> None:
+    """Redrawing only the held-out part keeps every digit at about a tenth of all digits."""
+    data = C.generate(6000, "train", *pool, seed=3)
+    present = data.layout.digits[data.layout.digits >= 0]
+    share = present.bincount(minlength=10).float() / len(present)
+    assert share.min() > 0.085 and share.max() < 0.11

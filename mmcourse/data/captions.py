@@ -172,6 +172,36 @@ def sample_layout(
     return Layout(draw(10), draw(len(SIZES)), draw(len(THICKNESSES)), draw(len(SLANTS)))
 
 
+def repair_layout(layout: Layout, holdout: Holdout, generator: torch.Generator) -> Layout:
+    """Remove held-out combinations by redrawing only what makes them, in place.
+
+    A held-out (digit, attribute, value) gets another value of that attribute; of a held-out
+    pair, one of the two digits (chosen at random) is replaced by a digit outside the pair.
+    Redrawing only the offending part, rather than rejecting the canvas, keeps the digits and
+    attributes balanced.
+    """
+    for _ in range(100):
+        if not holdout.violations(layout).any():
+            return layout
+        for digit, attribute, value in holdout.digit_attributes:
+            values = getattr(layout, attribute)
+            index = ATTRIBUTES[attribute].index(value)
+            hit = (layout.digits == digit) & (values == index)
+            draw = torch.randint(
+                0, len(ATTRIBUTES[attribute]) - 1, values.shape, generator=generator
+            )
+            values[hit] = (draw + (draw >= index).long())[hit]
+        for a, b in holdout.digit_pairs:
+            both = (layout.digits == a).any(dim=1) & (layout.digits == b).any(dim=1)
+            pick_a = torch.rand(len(layout), generator=generator) < 0.5
+            victim = torch.where(pick_a, torch.tensor(a), torch.tensor(b))
+            hit = both[:, None] & (layout.digits == victim[:, None])
+            allowed = torch.tensor([d for d in range(10) if d not in (a, b)])
+            draw = torch.randint(0, len(allowed), layout.digits.shape, generator=generator)
+            layout.digits[hit] = allowed[draw][hit]
+    raise ValueError("could not remove the held-out combinations: is every combination held out?")
+
+
 def sample_split_layout(
     n: int,
     split: str,
@@ -180,22 +210,26 @@ def sample_split_layout(
     min_digits: int = 1,
     max_digits: int = MAX_DIGITS,
 ) -> Layout:
-    """Layouts for ``split``: held-out combinations are rejected, except in ``compositional``
-    where only canvases with at least one of them are kept."""
+    """Layouts for ``split``. In ``train``, ``val`` and ``test`` held-out combinations are
+    repaired away (:func:`repair_layout`); ``compositional`` keeps only canvases holding at
+    least one of them (drawn by rejection)."""
     check_split(split)
-    want_holdout = split == "compositional"
-    if want_holdout and max_digits < 2 and not holdout.digit_attributes:
+    if split != "compositional":
+        return repair_layout(
+            sample_layout(n, generator, min_digits, max_digits), holdout, generator
+        )
+    if max_digits < 2 and not holdout.digit_attributes:
         raise ValueError("a compositional split of single digits needs digit_attributes")
     parts, have = [], 0
     for _ in range(1000):
         if have >= n:
             break
         candidates = sample_layout(max(2 * n, 64), generator, min_digits, max_digits)
-        keep = holdout.violations(candidates) == want_holdout
+        keep = holdout.violations(candidates)
         parts.append(candidates.select(keep.nonzero().squeeze(1)))
         have += int(keep.sum())
     else:
-        raise ValueError("could not draw enough layouts: is every combination held out?")
+        raise ValueError("could not draw enough compositional layouts: is nothing held out?")
     return Layout.cat(parts).select(torch.arange(n))
 
 
