@@ -66,6 +66,11 @@ class Vocabulary:
     @classmethod
     def build(cls, texts: Iterable[str], min_freq: int = 1) -> Vocabulary:
         """The vocabulary of ``texts``: specials first, then words by frequency, ties A-Z."""
+        if isinstance(texts, str):
+            raise ValueError(
+                "Vocabulary.build expects a list of texts, got a single str (it would build a "
+                "vocabulary of its characters); wrap it in a list: Vocabulary.build([text])"
+            )
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
         counts = Counter(token for text in texts for token in tokenize(text))
@@ -90,7 +95,12 @@ class Vocabulary:
 
     def encode(self, text: str | Sequence[str], add_bos_eos: bool = True) -> list[int]:
         """Token ids of ``text`` (a string, or a list of tokens); unknown words become ``<unk>``."""
-        tokens = tokenize(text) if isinstance(text, str) else list(text)
+        if isinstance(text, str):
+            tokens = tokenize(text)
+        elif isinstance(text, Sequence) and all(isinstance(token, str) for token in text):
+            tokens = list(text)
+        else:
+            raise ValueError(f"encode expects a str or a list of tokens, got {text!r}")
         ids = [self[token] for token in tokens]
         return [BOS_ID, *ids, EOS_ID] if add_bos_eos else ids
 
@@ -180,8 +190,10 @@ def padding_mask(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
     """``(B,)`` lengths -> ``(B, T)`` bool mask, ``True`` on real tokens."""
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
-        raise ValueError("lengths_to_mask expects a 1-D tensor of lengths")
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or len(lengths) == 0:
+        raise ValueError("lengths_to_mask expects a non-empty 1-D tensor of lengths")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool or lengths.min() < 0:
+        raise ValueError(f"lengths must be non-negative integers, got {lengths.tolist()}")
     width = int(lengths.max()) if max_len is None else max_len
     if width < int(lengths.max()):
         raise ValueError(f"max_len={max_len} is shorter than the longest sequence")

@@ -8,6 +8,10 @@ Every encoder here is *batch-first* and has
 - :class:`BagOfWordsEncoder` -- the mean of word embeddings; word order is lost.
 - :class:`RNNTextEncoder` -- an LSTM or GRU over packed sequences.
 - :class:`TransformerTextEncoder` -- self-attention with sinusoidal positions and a padding mask.
+
+Helpers: :func:`build_text_encoder` makes any of them by name (:data:`TEXT_ENCODERS`),
+:class:`TextClassifier` puts a linear layer on top, and :func:`last_real_step` reads each
+text's last real time step out of a padded ``(B, T, H)`` output.
 """
 
 from __future__ import annotations
@@ -148,7 +152,10 @@ class RNNTextEncoder(nn.Module):
 
 class TransformerTextEncoder(nn.Module):
     """A small Transformer encoder: embeddings x sqrt(d) + positions, self-attention layers
-    that ignore padding (``src_key_padding_mask``), then mean pooling over real tokens."""
+    that ignore padding (``src_key_padding_mask``), then mean pooling over real tokens.
+
+    The embeddings start from N(0, 1/d), so words and positions enter with the same size.
+    """
 
     def __init__(
         self,
@@ -166,6 +173,13 @@ class TransformerTextEncoder(nn.Module):
             raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
         self.vocab_size, self.pad_id, self.out_dim = vocab_size, pad_id, d_model
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        # nn.Embedding starts from N(0, 1): times sqrt(d_model) the word vectors would be
+        # ~sqrt(d_model) times larger than the positions (values in [-1, 1]) and drown them,
+        # leaving the model nearly blind to word order. Start from N(0, 1/d_model) instead,
+        # so that after the scaling words and positions have the same size.
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        with torch.no_grad():
+            self.embedding.weight[pad_id].zero_()
         self.positions = PositionalEncoding(d_model, max_len)
         layer = nn.TransformerEncoderLayer(
             d_model, nhead, dim_feedforward, dropout, batch_first=True
@@ -176,9 +190,81 @@ class TransformerTextEncoder(nn.Module):
         """``(B, T, d_model)``: one contextual vector per token."""
         check_ids(ids, self.vocab_size)
         x = self.positions(self.embedding(ids) * math.sqrt(self.out_dim))
-        return self.encoder(x, src_key_padding_mask=ids == self.pad_id)
+        mask = ids == self.pad_id
+        # A row of padding only would leave attention nothing to look at (NaN); let its first
+        # position attend to itself. Pooling in forward still ignores it (a zero vector).
+        mask[:, 0] &= ~mask.all(dim=1)
+        return self.encoder(x, src_key_padding_mask=mask)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         vectors = self.forward_sequence(ids)
         real = (ids != self.pad_id).unsqueeze(-1).float()
         return (vectors * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
+
+
+TEXT_ENCODERS = ("bow", "lstm", "gru", "transformer")
+"""The names :func:`build_text_encoder` understands."""
+
+
+def build_text_encoder(kind: str, vocab_size: int, dim: int = 64, **kwargs: object) -> nn.Module:
+    """A text encoder by name, with ``out_dim == dim``.
+
+    ``kind`` is one of :data:`TEXT_ENCODERS`: ``"bow"`` (:class:`BagOfWordsEncoder`),
+    ``"lstm"``/``"gru"`` (:class:`RNNTextEncoder` with ``embed_dim = hidden_dim = dim``) or
+    ``"transformer"`` (:class:`TransformerTextEncoder` with ``d_model = dim``). Extra keyword
+    arguments go to the encoder's constructor.
+    """
+    if kind not in TEXT_ENCODERS:
+        raise ValueError(f"kind must be one of {TEXT_ENCODERS}, got {kind!r}")
+    if not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    if kind == "bow":
+        return BagOfWordsEncoder(vocab_size, dim, **kwargs)
+    if kind in ("lstm", "gru"):
+        return RNNTextEncoder(vocab_size, dim, dim, cell=kind, **kwargs)
+    return TransformerTextEncoder(vocab_size, d_model=dim, **kwargs)
+
+
+class TextClassifier(nn.Module):
+    """A text encoder followed by one linear layer: ids ``(B, T)`` -> logits ``(B, classes)``."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        if not isinstance(getattr(encoder, "out_dim", None), int):
+            raise ValueError("encoder must have an int attribute out_dim (its output size)")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(ids))
+
+
+def last_real_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(B, H)``: row ``b`` of ``outputs`` ``(B, T, H)`` at time step ``lengths[b] - 1``.
+
+    The fix for the classic bug ``outputs[:, -1]``, which reads the output at a *padding*
+    position for every text shorter than the batch's longest.
+    """
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3:
+        raise ValueError(f"outputs must be a (B, T, H) tensor, got {_shape_of(outputs)}")
+    if not isinstance(lengths, torch.Tensor) or lengths.shape != outputs.shape[:1]:
+        raise ValueError(f"lengths must have shape ({outputs.shape[0]},), got {_shape_of(lengths)}")
+    if lengths.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > outputs.shape[1]):
+        raise ValueError(
+            f"lengths must lie in 1..{outputs.shape[1]} (the T of outputs), got "
+            f"{int(lengths.min())}..{int(lengths.max())}"
+        )
+    index = (lengths.long() - 1).to(outputs.device)[:, None, None]
+    return outputs.gather(1, index.expand(-1, 1, outputs.shape[2])).squeeze(1)
+
+
+def _shape_of(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"shape {tuple(value.shape)}"
+    return type(value).__name__
