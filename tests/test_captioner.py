@@ -12,6 +12,7 @@ from torch import nn
 from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import Captioner, CaptionerState, teacher_forcing_pairs
 from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.pooling import ImageVector
 from mmcourse.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
 V = 12
@@ -50,10 +51,15 @@ def test_logits_shape(cell: str, layers: int) -> None:
         assert state.cell.shape == (3, layers, 16)
 
 
-def test_default_encoder_is_a_canvas_encoder() -> None:
-    model = Captioner(V, image_dim=32, image_channels=(4, 8, 8))
-    assert isinstance(model.image_encoder, CanvasEncoder)
+def test_default_encoder_keeps_positions() -> None:
+    model = Captioner(V, image_dim=8, image_channels=(4, 8, 8))
+    assert isinstance(model.image_encoder, ImageVector)
+    assert isinstance(model.image_encoder.encoder, CanvasEncoder)
+    assert model.image_encoder.pooling == "flatten"
+    assert model.init_hidden.in_features == 8 * 8 * 8  # 8x8 regions of 8 features
     assert model(torch.randn(2, 1, 64, 64), random_ids(2, 5)).shape == (2, 5, V)
+    averaged = Captioner(V, image_dim=8, image_channels=(4, 8, 8), pooling="mean")
+    assert averaged.init_hidden.in_features == 8
 
 
 def test_teacher_forcing_pairs_shift_by_one() -> None:
@@ -66,16 +72,18 @@ def test_teacher_forcing_pairs_shift_by_one() -> None:
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_forward_matches_stepwise_decoding(cell: str) -> None:
-    model = tiny(cell, num_layers=2).eval()
+@pytest.mark.parametrize("image_input", [True, False])
+def test_forward_matches_stepwise_decoding(cell: str, image_input: bool) -> None:
+    model = tiny(cell, num_layers=2, image_input=image_input).eval()
     images, ids = torch.randn(4, 1, 16, 16), random_ids(4, 6)
     torch.testing.assert_close(model(images, ids), model.forward_stepwise(images, ids))
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_logits_never_look_ahead(cell: str) -> None:
+@pytest.mark.parametrize("image_input", [True, False])
+def test_logits_never_look_ahead(cell: str, image_input: bool) -> None:
     """Under teacher forcing, position t may only depend on inputs 0..t."""
-    model = tiny(cell).eval()
+    model = tiny(cell, image_input=image_input).eval()
     images, ids = torch.randn(2, 1, 16, 16), random_ids(2, 8)
     changed = ids.clone()
     changed[:, 5] = (ids[:, 5] - 4 + 1) % (V - 4) + 4  # a different real token at t = 5
@@ -84,12 +92,27 @@ def test_logits_never_look_ahead(cell: str) -> None:
     assert not torch.allclose(before[:, 5:], after[:, 5:])
 
 
-def test_the_image_conditions_the_first_word() -> None:
-    model = tiny().eval()
+@pytest.mark.parametrize("image_input", [True, False])
+def test_the_image_conditions_the_first_word(image_input: bool) -> None:
+    model = tiny(image_input=image_input).eval()
     ids = torch.full((2, 1), BOS_ID)
     images = torch.stack([torch.zeros(1, 16, 16), torch.ones(1, 16, 16) * 3])
     logits = model(images, ids)
     assert not torch.allclose(logits[0], logits[1])
+
+
+def test_image_input_is_the_same_vector_at_every_step() -> None:
+    model = tiny().eval()
+    images = torch.randn(3, 1, 16, 16)
+    state = model.init_state(images)
+    expected = model.image_input(model.image_encoder(images))
+    assert state.memory.shape == (3, 1, 8)
+    torch.testing.assert_close(state.memory[:, 0], expected)
+    assert model.rnn.input_size == 2 * 8
+    _, after = model.step(torch.full((3,), BOS_ID), state)
+    torch.testing.assert_close(after.memory, state.memory)
+    plain = tiny(image_input=False)
+    assert plain.init_state(images).memory is None and plain.rnn.input_size == 8
 
 
 def test_state_tensors_are_batch_first() -> None:
@@ -183,8 +206,11 @@ def test_step_errors() -> None:
     with pytest.raises(ValueError, match="tokens hold 3 rows but the state holds 2"):
         model.step(torch.zeros(3, dtype=torch.long), state)
     lstm = tiny("lstm")
+    no_cell = CaptionerState(hidden=torch.zeros(2, 1, 16), memory=torch.zeros(2, 1, 8))
     with pytest.raises(ValueError, match="state.cell"):
-        lstm.step(torch.zeros(2, dtype=torch.long), CaptionerState(hidden=torch.zeros(2, 1, 16)))
+        lstm.step(torch.zeros(2, dtype=torch.long), no_cell)
+    with pytest.raises(ValueError, match="state.memory"):
+        model.step(torch.zeros(2, dtype=torch.long), CaptionerState(hidden=torch.zeros(2, 1, 16)))
 
 
 def test_teacher_forcing_pairs_errors() -> None:

@@ -24,10 +24,13 @@ so :meth:`Captioner.forward` sees all positions at once and returns logits ``(B,
 Every tensor in the state has the batch in dimension 0, so a search can keep, drop or
 duplicate hypotheses with one index (:func:`mmcourse.decode.select_state`).
 
-An attention decoder ("Show, Attend and Tell") fits the same mould: its ``init_state`` keeps
-the image's region vectors in ``CaptionerState.memory`` (from
-:meth:`~mmcourse.models.image.CanvasEncoder.forward_grid`), its ``step`` attends over them,
-and its ``forward`` can simply be :meth:`Captioner.forward_stepwise`.
+The image vector keeps each digit's position by default: the encoder's 8x8 grid of region
+vectors is flattened, not averaged (:class:`~mmcourse.models.pooling.ImageVector`).
+
+An attention decoder ("Show, Attend and Tell", Xu et al., ICML 2015) fits the same mould: its
+``init_state`` keeps the grid of region vectors in ``CaptionerState.memory`` (from
+``image_encoder.encoder.forward_grid``), its ``step`` attends over them, and its ``forward``
+can simply be :meth:`Captioner.forward_stepwise`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import torch
 from torch import nn
 
 from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import check_ids
 from mmcourse.text import PAD_ID
 
@@ -69,8 +73,10 @@ class CaptionerState:
     Attributes:
         hidden: ``(B, num_layers, hidden_dim)``, the GRU/LSTM hidden state.
         cell: ``(B, num_layers, hidden_dim)``, the LSTM cell state (``None`` for a GRU).
-        memory: ``(B, R, D)`` image region vectors an attention decoder looks at at every
-            step; ``None`` for Show and Tell, which sees the image only at the start.
+        memory: what the decoder reads from the image at *every* step, ``(B, R, D)``:
+            :class:`Captioner` keeps one projected image vector (``R = 1``) when
+            ``image_input`` is on, else ``None`` (the image then only sets the first
+            state); an attention decoder keeps all ``R`` region vectors and attends over them.
     """
 
     hidden: torch.Tensor
@@ -81,6 +87,11 @@ class CaptionerState:
 class Captioner(nn.Module):
     """Show and Tell: the image vector initialises a GRU/LSTM language model.
 
+    With ``image_input=True`` (the default) the decoder also reads a projection of the image
+    vector next to each word embedding, so it need not carry everything it saw through
+    thirty steps of its state; with ``image_input=False`` it is Show and Tell's pure
+    "the image only starts the sentence" decoder.
+
     Args:
         vocab_size: number of tokens ``V`` (logits have this many columns).
         embed_dim: word-embedding size.
@@ -88,8 +99,13 @@ class Captioner(nn.Module):
         cell: ``"gru"`` or ``"lstm"``.
         num_layers: stacked recurrent layers.
         image_encoder: any module mapping images ``(B, C, H, W)`` to ``(B, out_dim)`` with an
-            ``out_dim`` attribute; default a :class:`CanvasEncoder` (``image_dim``,
-            ``image_channels``).
+            ``out_dim`` attribute; default a :class:`CanvasEncoder` (``image_dim`` features per
+            region, conv widths ``image_channels``) pooled by
+            :class:`~mmcourse.models.pooling.ImageVector` with ``pooling``.
+        pooling: ``"flatten"`` keeps where each digit stands (captions name positions),
+            ``"mean"`` averages it away; used only for the default image encoder.
+        image_input: also feed the projected image vector (``embed_dim`` wide) into every
+            step, next to the word embedding.
         dropout: dropout on word embeddings and on the decoder's outputs.
         pad_id: the padding token (its embedding stays zero).
 
@@ -104,8 +120,10 @@ class Captioner(nn.Module):
         cell: str = "gru",
         num_layers: int = 1,
         image_encoder: nn.Module | None = None,
-        image_dim: int = 128,
-        image_channels: tuple[int, ...] = (32, 64, 128),
+        image_dim: int = 32,
+        image_channels: tuple[int, ...] = (16, 32, 64),
+        pooling: str = "flatten",
+        image_input: bool = True,
         dropout: float = 0.0,
         pad_id: int = PAD_ID,
     ) -> None:
@@ -124,7 +142,7 @@ class Captioner(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if image_encoder is None:
-            image_encoder = CanvasEncoder(out_dim=image_dim, channels=image_channels)
+            image_encoder = ImageVector(CanvasEncoder(image_dim, image_channels), pooling)
         if not isinstance(getattr(image_encoder, "out_dim", None), int):
             raise ValueError("image_encoder must have an int attribute out_dim")
         self.vocab_size, self.pad_id, self.cell = vocab_size, pad_id, cell
@@ -134,9 +152,10 @@ class Captioner(nn.Module):
         self.init_cell = (
             nn.Linear(image_encoder.out_dim, num_layers * hidden_dim) if cell == "lstm" else None
         )
+        self.image_input = nn.Linear(image_encoder.out_dim, embed_dim) if image_input else None
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = rnns[cell](
-            embed_dim,
+            embed_dim * (2 if image_input else 1),
             hidden_dim,
             num_layers=num_layers,
             batch_first=True,
@@ -149,7 +168,7 @@ class Captioner(nn.Module):
     def init_state(self, images: torch.Tensor) -> CaptionerState:
         """Encode ``images`` ``(B, C, H, W)`` into the decoder's first state:
         ``hidden = tanh(W_h v)`` (and ``cell = tanh(W_c v)`` for an LSTM), ``v`` the image
-        vector ``(B, out_dim)``."""
+        vector ``(B, out_dim)``; with ``image_input``, ``memory = W_x v`` ``(B, 1, embed_dim)``."""
         vector = self.image_encoder(images)
         batch = vector.shape[0]
 
@@ -157,7 +176,8 @@ class Captioner(nn.Module):
             return torch.tanh(layer(vector)).view(batch, self.num_layers, self.hidden_dim)
 
         cell = start(self.init_cell) if self.init_cell is not None else None
-        return CaptionerState(hidden=start(self.init_hidden), cell=cell)
+        memory = self.image_input(vector)[:, None] if self.image_input is not None else None
+        return CaptionerState(hidden=start(self.init_hidden), cell=cell, memory=memory)
 
     def step(
         self, tokens: torch.Tensor, state: CaptionerState
@@ -209,7 +229,12 @@ class Captioner(nn.Module):
         self, ids: torch.Tensor, state: CaptionerState
     ) -> tuple[torch.Tensor, CaptionerState]:
         """Run the recurrent decoder over ``ids`` ``(B, T)`` from ``state``."""
-        embedded = self.dropout(self.embedding(ids))
+        embedded = self.dropout(self.embedding(ids))  # (B, T, E)
+        if self.image_input is not None:
+            if state.memory is None:
+                raise ValueError("a captioner with image_input needs state.memory, got None")
+            image = state.memory.expand(-1, ids.shape[1], -1)  # the same vector at every step
+            embedded = torch.cat([embedded, image], dim=-1)
         hidden = state.hidden.transpose(0, 1).contiguous()  # (layers, B, H), as nn.RNN wants
         if self.cell == "lstm":
             if state.cell is None:
