@@ -31,7 +31,7 @@ def test_check_encode_passes_a_right_answer(vocab: Vocabulary) -> None:
 @pytest.mark.parametrize(
     ("encode", "hint"),
     [
-        (lambda text, vocab: [], "tokenize"),
+        (lambda text, vocab: [], "no ids at all"),
         (lambda text, vocab: good_encode(text, vocab)[1:-1], "add <bos>"),
         (
             lambda text, vocab: (

@@ -42,7 +42,9 @@ def check_encode(encode: Callable[[str, Vocabulary], list[int]], vocab: Vocabula
         got = list(got)
         if got == expected:
             continue
-        if got == expected[1:-1]:
+        if not got:
+            hint = "your function returned no ids at all"
+        elif got == expected[1:-1]:
             hint = "add <bos> at the start and <eos> at the end"
         elif len(got) != len(expected):
             hint = "split the text with mmcourse.text.tokenize (it lower-cases and splits off punctuation)"
