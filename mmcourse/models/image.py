@@ -4,8 +4,9 @@
 - :class:`CanvasEncoder` -- a small CNN for MNIST-Captions canvases (1x64x64); it returns one
   vector per image (:meth:`CanvasEncoder.forward`) or a grid of region vectors for attention
   (:meth:`CanvasEncoder.forward_grid`).
-
-More encoders (VGG-style, ResNet-style) are added by the image-encoder chapter.
+- :class:`VGGStyle` -- VGG's recipe at digit scale: stages of 3x3 convolutions, each stage closed
+  by a 2x2 max-pool.
+- :func:`resnet18_mnist` -- torchvision's ResNet-18 with its stem adapted to 1x28x28 digits.
 """
 
 from __future__ import annotations
@@ -116,3 +117,115 @@ class CanvasEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` -> ``(B, out_dim)``: the mean of the region vectors."""
         return self.forward_grid(x).mean(dim=1)
+
+
+class VGGStyle(nn.Module):
+    """VGG's idea at MNIST scale: stacks of 3x3 convolutions that keep the size, then a pool.
+
+    Each of the ``len(widths)`` stages is ``convs_per_stage`` times (3x3 conv, padding 1 ->
+    [BatchNorm] -> ReLU), then a 2x2 max-pool. With the defaults a 1x28x28 digit goes
+    28 -> 14 -> 7 -> 3 pixels wide and ends as 128 * 3 * 3 = 1,152 features; a classifier of
+    two linear layers (as in VGG, only far smaller) turns them into ``num_classes`` logits.
+
+    Args:
+        num_classes: logits to output; ``None`` makes :meth:`forward` return the flattened
+            features ``(B, feature_dim())`` instead (an encoder without a head).
+        widths: output channels of each stage.
+        convs_per_stage: 3x3 convolutions per stage (VGG-16 uses 2 or 3).
+        in_channels: channels of the input images.
+        hidden: width of the hidden linear layer of the classifier.
+        batch_norm: put a BatchNorm after every convolution (VGG-BN); it makes training far
+            less sensitive to the learning rate.
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = 10,
+        widths: tuple[int, ...] = (32, 64, 128),
+        convs_per_stage: int = 2,
+        in_channels: int = 1,
+        hidden: int = 128,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if not widths or any(w < 1 for w in widths):
+            raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}")
+        if convs_per_stage < 1:
+            raise ValueError(f"convs_per_stage must be at least 1, got {convs_per_stage}")
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f"num_classes must be positive or None, got {num_classes}")
+        if hidden < 1:
+            raise ValueError(f"hidden must be positive, got {hidden}")
+        self.in_channels = in_channels
+        self.widths = tuple(widths)
+        stages: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers: list[nn.Module] = []
+            for _ in range(convs_per_stage):
+                layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=not batch_norm))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+            stages.append(nn.Sequential(*layers))
+        self.features = nn.Sequential(*stages)
+        self.flatten = nn.Flatten()
+        self.classifier: nn.Module | None = None
+        if num_classes is not None:
+            self.classifier = nn.Sequential(
+                nn.Linear(self.feature_dim(), hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.3),
+                nn.Linear(hidden, num_classes),
+            )
+
+    def feature_dim(self, height: int = 28, width: int = 28) -> int:
+        """How many features the conv stages make of an image of ``height`` x ``width``."""
+        for _ in self.widths:
+            height, width = height // 2, width // 2
+        if height < 1 or width < 1:
+            raise ValueError(
+                f"the image is too small for {len(self.widths)} pooling stages: it must be at "
+                f"least {2 ** len(self.widths)} pixels on each side"
+            )
+        return self.widths[-1] * height * width
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, H, W)`` -> feature maps ``(B, widths[-1], H / 2^S, W / 2^S)``
+        (S = number of stages, each division rounding down)."""
+        check_images(x, self.in_channels)
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, H, W)`` -> logits ``(B, num_classes)``, or the flattened features
+        ``(B, feature_dim(H, W))`` when the model has no classifier."""
+        features = self.flatten(self.forward_features(x))
+        return features if self.classifier is None else self.classifier(features)
+
+
+def resnet18_mnist(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """torchvision's ResNet-18 (randomly initialised) adapted to small grey 28x28 digits.
+
+    ImageNet's stem (7x7 conv with stride 2, then a 3x3 max-pool with stride 2) shrinks a
+    224-pixel photo by 4 at once; on a 28-pixel digit it would leave 7x7 maps before the first
+    residual stage. So the stem becomes a 3x3 conv with stride 1 and ``in_channels`` inputs,
+    and the max-pool is removed: the four stages then see 28 -> 28 -> 14 -> 7 -> 4 pixels, and
+    global average pooling gives 512 features for the final linear layer.
+
+    Returns:
+        a :class:`torchvision.models.ResNet`; ``model(x)`` maps ``(B, in_channels, 28, 28)``
+        to logits ``(B, num_classes)``.
+    """
+    import torchvision  # imported here: only this encoder needs it
+
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.Identity()
+    return model
