@@ -215,7 +215,7 @@ def download_mnist(root: str | os.PathLike) -> Path:
 
     root = Path(root)
     target = root / "MNIST" / "raw"
-    target.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mnist-download-", dir=root))
     try:
         try:
@@ -228,6 +228,7 @@ def download_mnist(root: str | os.PathLike) -> Path:
             ) from error
         fetched = staging / "MNIST" / "raw"
         verify_raw_dir(fetched)
+        target.mkdir(parents=True, exist_ok=True)
         for name in RAW_FILES:
             os.replace(fetched / name, target / name)
     finally:

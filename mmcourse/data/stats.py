@@ -31,7 +31,7 @@ def pair_table(data: MNISTCaptions) -> torch.Tensor:
     table = torch.zeros(10, 10, dtype=torch.long)
     for row in data.layout.digits.tolist():
         digits = [d for d in row if d >= 0]
-        pairs = {(a, b) for i, a in enumerate(digits) for b in digits[i + 1 :]}
+        pairs = {(min(a, b), max(a, b)) for i, a in enumerate(digits) for b in digits[i + 1 :]}
         for a, b in pairs:
             table[a, b] += 1
             if a != b:
