@@ -5,7 +5,16 @@ Modules, in the order data flows through them:
 - :mod:`mmcourse.config`         seeds, device, the ``fast``/``full`` profile, thread count
 - :mod:`mmcourse.data.mnist`     find, verify and load MNIST (full or the bundled subset)
 - :mod:`mmcourse.data.captions`  MNIST-Captions: canvases, captions, ground truth, Q/A, splits
+- :mod:`mmcourse.data.stats`     counting what a dataset holds
 - :mod:`mmcourse.text`           vocabulary and tokenizer
+- :mod:`mmcourse.models`         image and text encoders, fusion, dual encoder, captioner
+- :mod:`mmcourse.joint`          the joint layer Z = W_X X' + W_Y Y', cosine geometry
+- :mod:`mmcourse.losses`         cross-entropy, CLIP InfoNCE, triplet, sequence loss
+- :mod:`mmcourse.train`          one training loop, early stopping, checkpoints
+- :mod:`mmcourse.decode`         greedy decoding
+- :mod:`mmcourse.metrics`        accuracy, P/R/F1, confusion, BLEU, recall@K
+- :mod:`mmcourse.viz`            figures; :mod:`mmcourse.checks` exercise self-checks
+- :mod:`mmcourse.concepts`, :mod:`mmcourse.course`, :mod:`mmcourse.doctor`, :mod:`mmcourse.utils`
 
 Sub-modules are imported on demand, so ``import mmcourse`` stays fast.
 """
