@@ -45,3 +45,12 @@ needs_full_mnist = pytest.mark.skipif(
     reason="needs the full raw MNIST: set MMCOURSE_DATA to a folder holding MNIST/raw/ "
     "(the four uncompressed files) to run this test",
 )
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and are immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
