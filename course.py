@@ -59,7 +59,7 @@ def setup() -> Path:
         print("Set-up is up to date (delete .venv/.setup-stamp to force a reinstall).")
         return python
     run(python, "-m", "pip", "install", "--upgrade", "pip")
-    run(python, "-m", "pip", "install", "-e", ".[test]")
+    run(python, "-m", "pip", "install", "-e", ".[lab,test]")
     STAMP.write_text(wanted_stamp())
     return python
 

@@ -23,11 +23,16 @@ def requirement(text: str) -> tuple[str, str]:
     return match.group(1).lower(), match.group(2).replace(" ", "")
 
 
+def pyproject_groups() -> dict[str, dict[str, str]]:
+    """``{"learner": ..., "lab": ..., "test": ...}``, each ``{name: version spec}``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    groups = {"learner": project["dependencies"], **project["optional-dependencies"]}
+    return {group: dict(requirement(item) for item in items) for group, items in groups.items()}
+
+
 def pyproject_requirements() -> dict[str, str]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    project = data["project"]
-    listed = project["dependencies"] + project["optional-dependencies"]["test"]
-    return dict(requirement(item) for item in listed)
+    """Everything a local set-up installs: the learner dependencies and every extra."""
+    return {name: spec for group in pyproject_groups().values() for name, spec in group.items()}
 
 
 def conda_requirements() -> dict[str, str]:
@@ -45,8 +50,31 @@ def test_environment_yml_lists_the_same_packages_as_pyproject() -> None:
 
 
 def test_course_packages_are_declared() -> None:
-    needed = {"torch", "torchvision", "jupyterlab", "nbval", "ipywidgets", "matplotlib", "seaborn"}
-    assert needed <= set(pyproject_requirements())
+    groups = pyproject_groups()
+    assert set(groups) == {"learner", "lab", "test"}
+    learner = {"torch", "torchvision", "ipywidgets", "matplotlib", "seaborn", "tqdm"}
+    assert learner | {"scikit-learn", "sacrebleu"} <= set(groups["learner"])
+    assert "jupyterlab" in groups["lab"]
+    assert {"pytest", "nbval", "ruff", "nltk"} <= set(groups["test"])
+    # Colab and a learner's `pip install` get the learner dependencies only: no JupyterLab.
+    assert not {"jupyterlab", "pytest", "nbval", "ruff"} & set(groups["learner"])
+
+
+def test_no_package_is_declared_twice() -> None:
+    groups = pyproject_groups()
+    seen: dict[str, str] = {}
+    for group, names in groups.items():
+        for name in names:
+            assert name not in seen, f"{name} is in both {seen[name]!r} and {group!r}"
+            seen[name] = group
+
+
+def test_course_py_installs_every_extra() -> None:
+    source = (ROOT / "course.py").read_text()
+    installs = re.findall(r'"pip", "install", "-e", "\.\[([\w,]+)\]"', source)
+    assert len(installs) == 1, installs
+    extras = set(installs[0].split(","))
+    assert extras == set(pyproject_groups()) - {"learner"}
 
 
 def test_ci_runs_the_readme_test_command() -> None:
