@@ -19,6 +19,7 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "check_probability",
+    "check_sizes",
     "check_tensor",
     "is_int",
 ]
@@ -48,6 +49,16 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = 
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_sizes(values: object, name: str) -> tuple[int, ...]:
+    """``values`` must be a non-empty tuple (or list) of positive ints, e.g. conv widths."""
+    want = "a non-empty tuple of positive ints"
+    if not isinstance(values, tuple | list) or not all(is_int(v) for v in values):
+        raise TypeError(f"{name} must be {want}, got {_got(values)}")
+    if len(values) == 0 or min(values) < 1:
+        raise ValueError(f"{name} must be {want}, got {values!r}")
+    return values  # type: ignore[return-value]
 
 
 def _check_real(value: object, name: str, want: str) -> float:
