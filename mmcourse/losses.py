@@ -70,9 +70,10 @@ def _check_logit_scale(scale: torch.Tensor | float) -> torch.Tensor | float:
         scale = scale.reshape(())
     elif isinstance(scale, bool) or not isinstance(scale, int | float):
         raise TypeError(f"logit_scale must be a number > 0, got {type(scale).__name__}")
-    if not (scale > 0 and math.isfinite(float(scale))):
+    value = float(scale.detach()) if isinstance(scale, torch.Tensor) else float(scale)
+    if not (value > 0 and math.isfinite(value)):
         raise ValueError(
-            f"logit_scale must be a finite number > 0 (it is 1 / temperature), got {float(scale)}"
+            f"logit_scale must be a finite number > 0 (it is 1 / temperature), got {value}"
         )
     return scale
 
