@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from mmcourse._validate import check_no_nan
 from mmcourse.data.vqa import ATTRIBUTE_CLASSES
 from mmcourse.models.image import ArticleCNN
 
@@ -410,6 +411,7 @@ def _check_slot_inputs(logits: torch.Tensor, truth: torch.Tensor, classes: tuple
     width = sum(classes)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[2] != width:
         raise ValueError(f"logits must be (N, slots, {width}), got {_describe(logits)}")
+    check_no_nan(logits, "logits")
     if not isinstance(truth, torch.Tensor) or truth.dim() != 3:
         raise ValueError(f"truth must be (M, slots, {len(classes)}), got {_describe(truth)}")
     if truth.shape[1:] != (logits.shape[1], len(classes)):

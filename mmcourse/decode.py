@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from mmcourse._validate import check_no_nan
 from mmcourse.text import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -81,6 +82,7 @@ def _check_logits(logits: object, batch: int, eos_id: int, bos_id: int) -> int:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"model.step must return logits of shape ({batch}, V), got {shape}")
+    check_no_nan(logits, "the output of model.step")  # argmax would pick a NaN's token
     vocab = logits.shape[1]
     for name, value in [("bos_id", bos_id), ("eos_id", eos_id)]:
         if not 0 <= value < vocab:

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor, nn
 
+from mmcourse._validate import check_int, check_nonnegative, check_positive, check_tensor, is_int
 from mmcourse.data.captions import NUMBER_WORDS
 from mmcourse.losses import clip_loss
 
@@ -58,24 +59,9 @@ __all__ = [
 # ----------------------------------------------------------------------------- checks
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if not _is_int(value) or value < 1:  # type: ignore[operator]
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_positive_float(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 def _check_matrix(x: object, name: str, columns: int | None = None) -> Tensor:
     """``x`` must be a 2-D float tensor (with ``columns`` columns if given)."""
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor(x, name)
     if x.dim() != 2:
         want = f"(N, {columns})" if columns is not None else "(N, d)"
         raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
@@ -102,8 +88,7 @@ def cosine_similarity_matrix(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     """
     _check_matrix(a, "a")
     _check_matrix(b, "b", columns=a.shape[1])
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
+    check_positive(eps, "eps")
     a_unit = a / a.norm(dim=1, keepdim=True).clamp_min(eps)
     b_unit = b / b.norm(dim=1, keepdim=True).clamp_min(eps)
     return a_unit @ b_unit.T
@@ -114,7 +99,7 @@ def nearest(queries: Tensor, keys: Tensor, k: int = 1) -> Tensor:
     each row of ``queries`` (``(N, d)``), most similar first. This is retrieval in a shared
     space: words as queries and images as keys find images for a word, and vice versa."""
     similarity = cosine_similarity_matrix(queries, keys)
-    if not _is_int(k) or not 1 <= k <= keys.shape[0]:
+    if not is_int(k) or not 1 <= k <= keys.shape[0]:
         raise ValueError(
             f"k must be an int between 1 and the number of keys {keys.shape[0]}, got {k!r}"
         )
@@ -146,14 +131,14 @@ class DigitWordSpace(nn.Module):
         image_size: int = 28,
     ) -> None:
         super().__init__()
-        _check_positive_int(dim, "dim")
-        if not _is_int(hidden) or hidden < 0:
+        check_int(dim, "dim")
+        if not is_int(hidden) or hidden < 0:
             raise ValueError(f"hidden must be an int >= 0 (0 = a linear encoder), got {hidden!r}")
         words = tuple(words)
         if len(words) < 2 or len(set(words)) != len(words):
             raise ValueError(f"words must hold at least two distinct words, got {words!r}")
-        _check_positive_float(temperature, "temperature")
-        _check_positive_int(image_size, "image_size")
+        check_positive(temperature, "temperature")
+        check_int(image_size, "image_size")
         pixels = image_size * image_size
         self.dim, self.hidden, self.words = dim, hidden, words
         self.temperature, self.image_size = float(temperature), image_size
@@ -224,7 +209,7 @@ def split_concat_weight(weight: Tensor, image_dim: int) -> tuple[Tensor, Tensor]
     ``W_X`` ``(k, d_x)`` (its first ``image_dim`` columns) and ``W_Y`` ``(k, d_y)`` (the rest),
     because ``[W_X  W_Y] [x; y] = W_X x + W_Y y``."""
     _check_matrix(weight, "weight")
-    if not _is_int(image_dim) or not 0 < image_dim < weight.shape[1]:
+    if not is_int(image_dim) or not 0 < image_dim < weight.shape[1]:
         raise ValueError(
             f"image_dim must be an int between 1 and {weight.shape[1] - 1} (the weight has "
             f"{weight.shape[1]} input columns), got {image_dim!r}"
@@ -251,7 +236,7 @@ class JointLinear(nn.Module):
             (text_dim, "text_dim"),
             (joint_dim, "joint_dim"),
         ):
-            _check_positive_int(value, name)
+            check_int(value, name)
         self.image_dim, self.text_dim, self.joint_dim = image_dim, text_dim, joint_dim
         self.image_proj = nn.Linear(image_dim, joint_dim, bias=False)
         self.text_proj = nn.Linear(text_dim, joint_dim, bias=False)
@@ -282,6 +267,8 @@ class JointLinear(nn.Module):
         return self.text_proj(_check_matrix(y, "text features", self.text_dim))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        _check_matrix(x, "image features", self.image_dim)
+        _check_matrix(y, "text features", self.text_dim)
         if x.shape[0] != y.shape[0]:
             raise ValueError(
                 f"image and text features must have the same batch size, got {x.shape[0]} "
@@ -295,7 +282,7 @@ class JointLinear(nn.Module):
         """A :class:`JointLinear` computing exactly what ``linear`` computes on
         ``torch.cat([x, y], dim=1)``, where ``x`` has ``image_dim`` features."""
         if not isinstance(linear, nn.Linear):
-            raise ValueError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+            raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         weight_x, weight_y = split_concat_weight(linear.weight.detach(), image_dim)
         layer = cls(image_dim, weight_y.shape[1], linear.out_features, bias=linear.bias is not None)
         with torch.no_grad():
@@ -433,12 +420,11 @@ def make_toy_pairs(n: int = 60, n_concepts: int = 3, noise: float = 0.1, seed: i
     features are it reflected, rotated by -100 degrees and squashed, each plus Gaussian noise of
     standard deviation ``noise``. So the two modalities disagree on where a concept lies, and a
     linear map per modality can bring them back together."""
-    _check_positive_int(n, "n")
-    _check_positive_int(n_concepts, "n_concepts")
+    check_int(n, "n")
+    check_int(n_concepts, "n_concepts")
     if n_concepts > n:
         raise ValueError(f"n_concepts must be at most n={n}, got {n_concepts}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    check_nonnegative(noise, "noise")
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % n_concepts
     angles = 2 * math.pi * labels / n_concepts + 0.25 * torch.randn(n, generator=generator)
@@ -475,7 +461,7 @@ def pair_alignment_loss(
         return (image_points - text_points).pow(2).sum(dim=1).mean()
     if kind != "contrastive":
         raise ValueError(f"kind must be 'contrastive' or 'squared', got {kind!r}")
-    _check_positive_float(temperature, "temperature")
+    check_positive(temperature, "temperature")
     return clip_loss(image_points, text_points, logit_scale=1.0 / temperature)
 
 
@@ -492,11 +478,11 @@ def align_pairs(
     agree for each pair (full-batch Adam on :func:`pair_alignment_loss`); return the layer and
     the loss at every step."""
     if not isinstance(pairs, ToyPairs):
-        raise ValueError(
+        raise TypeError(
             f"pairs must be a ToyPairs (see make_toy_pairs), got {type(pairs).__name__}"
         )
-    _check_positive_int(steps, "steps")
-    _check_positive_float(lr, "lr")
+    check_int(steps, "steps")
+    check_positive(lr, "lr")
     torch.manual_seed(seed)
     x, y = pairs.image_features, pairs.text_features
     layer = JointLinear(x.shape[1], y.shape[1], joint_dim)

@@ -6,8 +6,9 @@
 - :func:`sequence_loss` and :func:`perplexity`: teacher-forcing loss of a captioner;
 - :func:`l2_penalty`: the squared-weights regulariser.
 
-Each checks its inputs and raises ``ValueError`` saying what it expected and what arrived, so a
-shape or dtype bug fails at the loss with a readable message rather than deep inside PyTorch.
+Each checks its inputs and raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value:
+shape, dtype, range, NaN logits) saying what it expected and what arrived, so a bug fails at the
+loss with a readable message rather than deep inside PyTorch.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse._validate import (
+    check_no_nan,
+    check_nonnegative,
+    check_positive,
+    check_probability,
+    check_tensor,
+    is_int,
+)
 from mmcourse.text import PAD_ID
 
 DISTANCES = ("cosine", "euclidean")
 
 
 def _check_float(x: object, name: str, dims: int, shape_text: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor {shape_text}, got {type(x).__name__}")
+    check_tensor(x, name, shape_text)
     if x.dim() != dims or not x.is_floating_point():
         raise ValueError(
             f"{name} must be a float tensor {shape_text}, "
@@ -35,8 +43,7 @@ def _check_float(x: object, name: str, dims: int, shape_text: str) -> torch.Tens
 
 
 def _check_classes(target: object, name: str, shape: tuple[int, ...], shape_text: str) -> None:
-    if not isinstance(target, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor {shape_text}, got {type(target).__name__}")
+    check_tensor(target, name, shape_text)
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(
             f"{name} must hold class indices (torch.long), got dtype {target.dtype}; for float "
@@ -49,8 +56,26 @@ def _check_classes(target: object, name: str, shape: tuple[int, ...], shape_text
 
 
 def _check_margin(margin: float) -> None:
-    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
-        raise ValueError(f"margin must be a number >= 0, got {margin!r}")
+    check_nonnegative(margin, "margin")  # NaN or inf would make every hinge NaN or inf
+
+
+def _check_logit_scale(scale: torch.Tensor | float) -> torch.Tensor | float:
+    """A finite number > 0 or a one-element float tensor holding one; returned 0-dim."""
+    if isinstance(scale, torch.Tensor):
+        if scale.numel() != 1 or not scale.is_floating_point():
+            raise ValueError(
+                "logit_scale must be a number or a one-element float tensor, "
+                f"got shape {tuple(scale.shape)} and dtype {scale.dtype}"
+            )
+        scale = scale.reshape(())
+    elif isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise TypeError(f"logit_scale must be a number > 0, got {type(scale).__name__}")
+    value = float(scale.detach()) if isinstance(scale, torch.Tensor) else float(scale)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(
+            f"logit_scale must be a finite number > 0 (it is 1 / temperature), got {value}"
+        )
+    return scale
 
 
 # ----------------------------------------------------------------------------------------------
@@ -74,12 +99,10 @@ def cross_entropy(
     _check_float(logits, "logits", 2, "(N, C)")
     n, num_classes = logits.shape
     _check_classes(target, "target", (n,), "(N,)")
-    if not isinstance(label_smoothing, int | float) or not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-    ):
-        raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    check_probability(label_smoothing, "label_smoothing")
+    if ignore_index is not None and not is_int(ignore_index):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    check_no_nan(logits, "logits")
     if n == 0:
         raise ValueError("logits is empty (N = 0); a mean loss needs at least one example")
     kept = target if ignore_index is None else target[target != ignore_index]
@@ -131,18 +154,7 @@ def clip_loss(
         )
     if image_emb.shape[0] == 0:
         raise ValueError("the batch is empty (B = 0); clip_loss needs at least one pair")
-    scale = logit_scale
-    if isinstance(scale, torch.Tensor):
-        if scale.numel() != 1 or not scale.is_floating_point():
-            raise ValueError(
-                "logit_scale must be a number or a one-element float tensor, "
-                f"got shape {tuple(scale.shape)} and dtype {scale.dtype}"
-            )
-        scale = scale.reshape(())
-    elif isinstance(scale, bool) or not isinstance(scale, int | float):
-        raise ValueError(f"logit_scale must be a number > 0, got {type(scale).__name__}")
-    if not scale > 0:
-        raise ValueError(f"logit_scale must be > 0 (it is 1 / temperature), got {float(scale)}")
+    scale = _check_logit_scale(logit_scale)
     image_emb = F.normalize(image_emb, dim=1)
     text_emb = F.normalize(text_emb, dim=1)
     logits = scale * image_emb @ text_emb.T  # (B, B): row i = image i against every text
@@ -165,10 +177,8 @@ class LearnableTemperature(nn.Module):
 
     def __init__(self, init_temperature: float = 0.07, max_scale: float = 100.0) -> None:
         super().__init__()
-        if not isinstance(init_temperature, int | float) or not init_temperature > 0:
-            raise ValueError(f"init_temperature must be a number > 0, got {init_temperature!r}")
-        if not isinstance(max_scale, int | float) or not max_scale > 0:
-            raise ValueError(f"max_scale must be a number > 0, got {max_scale!r}")
+        check_positive(init_temperature, "init_temperature")
+        check_positive(max_scale, "max_scale")
         self.max_scale = float(max_scale)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
 
@@ -209,7 +219,7 @@ def triplet_loss(
 
     Args:
         anchor, positive, negative: ``(B, D)`` each; row ``i`` forms one triplet.
-        margin: ``>= 0``.
+        margin: a finite number ``>= 0`` (NaN and inf are refused).
         distance: ``"cosine"`` (``1 - cos``, in ``[0, 2]``) or ``"euclidean"`` (L2, with the
             ``eps = 1e-6`` of ``nn.TripletMarginLoss``, which it then equals).
     """
@@ -247,7 +257,7 @@ def hardest_negative_triplet_loss(
 
     Args:
         emb_a, emb_b: ``(B, D)`` with ``B >= 2`` (normalised here).
-        margin: ``>= 0``.
+        margin: a finite number ``>= 0`` (NaN and inf are refused).
     """
     _check_margin(margin)
     _check_float(emb_a, "emb_a", 2, "(B, D)")
@@ -289,8 +299,8 @@ def sequence_loss(
     _check_float(logits, "logits", 3, "(B, T, V)")
     b, t, v = logits.shape
     _check_classes(targets, "targets", (b, t), "(B, T)")
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int):
-        raise ValueError(f"pad_id must be an int, got {pad_id!r}")
+    if not is_int(pad_id):
+        raise TypeError(f"pad_id must be an int, got {pad_id!r}")
     return cross_entropy(
         logits.reshape(b * t, v),
         targets.reshape(b * t),
@@ -311,7 +321,9 @@ def perplexity(loss: torch.Tensor | float) -> float:
         if loss.numel() != 1:
             raise ValueError(f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}")
         loss = loss.item()
-    if isinstance(loss, bool) or not isinstance(loss, int | float) or not loss >= 0:
+    if isinstance(loss, bool) or not isinstance(loss, int | float):
+        raise TypeError(f"loss must be a mean cross-entropy >= 0, got {type(loss).__name__}")
+    if not loss >= 0:
         raise ValueError(f"loss must be a mean cross-entropy >= 0, got {loss!r}")
     return math.exp(loss) if loss < 709 else math.inf
 
@@ -331,9 +343,8 @@ def l2_penalty(model: nn.Module, weight: float, include_bias: bool = False) -> t
     Returns a 0-dim tensor (0 if nothing is penalised).
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-        raise ValueError(f"weight must be a number >= 0, got {weight!r}")
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_nonnegative(weight, "weight")
     total = torch.zeros(())
     for name, p in model.named_parameters():
         if not p.requires_grad or (not include_bias and name.rsplit(".", 1)[-1] == "bias"):

@@ -9,8 +9,8 @@ Three families, each small and written out so a learner can read it:
 - retrieval from a similarity matrix (image -> text or text -> image): :func:`retrieval_ranks`,
   :func:`recall_at_k`, :func:`median_rank`.
 
-Every function checks its inputs and raises ``ValueError`` saying what it expected and what
-arrived. The tests compare each metric with an independent implementation (scikit-learn, nltk,
+Every function checks its inputs and raises ``TypeError`` (wrong type) or ``ValueError`` (wrong
+value, e.g. NaN scores) saying what it expected and what arrived. The tests compare each metric with an independent implementation (scikit-learn, nltk,
 sacrebleu, a brute-force loop).
 """
 
@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 import torch
+
+from mmcourse._validate import check_int, check_no_nan, check_tensor, is_int
 
 AVERAGES = ("macro", "micro", "none")
 SMOOTHINGS = (None, "floor", "add1")
@@ -36,11 +38,11 @@ def _shape(x: object) -> str:
 
 def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
     """Class indices ``(N,)`` from indices ``(N,)`` or scores/logits ``(N, C)`` (argmax)."""
-    if not isinstance(pred, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(pred).__name__}")
+    check_tensor(pred, name)
     if pred.dim() == 2 and pred.is_floating_point():
         if pred.shape[1] == 0:
             raise ValueError(f"{name} logits (N, C) need C >= 1 classes, got {tuple(pred.shape)}")
+        check_no_nan(pred, name)  # argmax would silently pick a NaN's class
         return pred.argmax(dim=1)
     if pred.dim() == 1 and not pred.is_floating_point() and pred.dtype != torch.bool:
         return pred
@@ -51,8 +53,7 @@ def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
 
 
 def _check_target(target: torch.Tensor, n: int) -> None:
-    if not isinstance(target, torch.Tensor):
-        raise ValueError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    check_tensor(target, "target")
     if target.dim() != 1 or target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(
             f"target must be class indices (N,) of an integer dtype, "
@@ -96,8 +97,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
         target: true class indices ``(N,)``.
         num_classes: ``C``; every label must lie in ``0..C-1``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    check_int(num_classes, "num_classes")
     labels = _as_labels(pred)
     _check_target(target, labels.shape[0])
     _check_range(labels, num_classes, "pred")
@@ -153,19 +153,19 @@ def precision_recall_f1(
 
 def _check_tokens(tokens: object, name: str) -> None:
     if isinstance(tokens, str):
-        raise ValueError(
+        raise TypeError(
             f"{name} must be a list of tokens (list[str]), got a str {tokens[:30]!r}; "
             "tokenise it first, e.g. caption.split()"
         )
     if not isinstance(tokens, Sequence) or not all(isinstance(t, str) for t in tokens):
-        raise ValueError(f"{name} must be a list of tokens (list[str]), got {tokens!r:.60}")
+        raise TypeError(f"{name} must be a list of tokens (list[str]), got {tokens!r:.60}")
 
 
 def _check_corpus(candidates: object, references: object) -> None:
     """Candidates ``list[list[str]]``, references ``list[list[list[str]]]``, same length."""
     for value, name in ((candidates, "candidates"), (references, "references")):
         if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ValueError(f"{name} must be a list, got {type(value).__name__}")
+            raise TypeError(f"{name} must be a list, got {type(value).__name__}")
     if len(candidates) != len(references):
         raise ValueError(
             "candidates and references must have the same length (one list of references per "
@@ -175,13 +175,18 @@ def _check_corpus(candidates: object, references: object) -> None:
         raise ValueError("candidates is empty; a corpus score needs at least one candidate")
     for i, (candidate, refs) in enumerate(zip(candidates, references)):
         _check_tokens(candidate, f"candidates[{i}]")
-        if isinstance(refs, str) or not isinstance(refs, Sequence) or len(refs) == 0:
+        if isinstance(refs, str) or not isinstance(refs, Sequence):
+            raise TypeError(
+                f"references[{i}] must be a non-empty list of references (list[list[str]]), "
+                f"got {refs!r:.60}"
+            )
+        if len(refs) == 0:
             raise ValueError(
                 f"references[{i}] must be a non-empty list of references (list[list[str]]), "
                 f"got {refs!r:.60}"
             )
         if isinstance(refs[0], str):
-            raise ValueError(
+            raise TypeError(
                 f"references[{i}] must be a list of token lists (list[list[str]]), got a list "
                 f"of str {refs!r:.60}; wrap a single reference as [reference]"
             )
@@ -236,8 +241,7 @@ def _bleu_from_statistics(
 
 
 def _check_bleu_args(max_n: int, smoothing: str | None) -> None:
-    if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
-        raise ValueError(f"max_n must be an int >= 1, got {max_n!r}")
+    check_int(max_n, "max_n")
     if smoothing not in SMOOTHINGS:
         raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
 
@@ -320,8 +324,7 @@ def exact_match(
 
 def _relevance(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Check the inputs of a retrieval metric; return the bool relevance matrix ``(Nq, Nc)``."""
-    if not isinstance(similarity, torch.Tensor):
-        raise ValueError(f"similarity must be a torch.Tensor, got {type(similarity).__name__}")
+    check_tensor(similarity, "similarity")
     if similarity.dim() != 2 or not similarity.is_floating_point():
         raise ValueError(
             "similarity must be a float matrix (Nq, Nc) of query-candidate scores, "
@@ -330,10 +333,8 @@ def _relevance(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     nq, nc = similarity.shape
     if nq == 0 or nc == 0:
         raise ValueError(f"similarity is empty, got shape {(nq, nc)}; need Nq >= 1 and Nc >= 1")
-    if torch.isnan(similarity).any():
-        raise ValueError("similarity holds NaN; every score must be a number")
-    if not isinstance(targets, torch.Tensor):
-        raise ValueError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    check_no_nan(similarity, "similarity")
+    check_tensor(targets, "targets")
     if targets.dtype == torch.bool:
         if targets.shape != similarity.shape:
             raise ValueError(
@@ -399,12 +400,19 @@ def recall_at_k(
     >>> recall_at_k(torch.eye(3), torch.tensor([0, 1, 2]), ks=(1,))
     {1: 1.0}
     """
-    if isinstance(ks, int | str) or not isinstance(ks, Sequence) or len(ks) == 0:
+    if isinstance(ks, int | str) or not isinstance(ks, Sequence):
+        raise TypeError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
+    if len(ks) == 0:
         raise ValueError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
     ranks = retrieval_ranks(similarity, targets)
     num_candidates = similarity.shape[1]
     for k in ks:
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_candidates:
+        if not is_int(k):
+            raise TypeError(
+                f"every k must be an int in 1..{num_candidates} (the number of candidates), "
+                f"got {k!r}"
+            )
+        if not 1 <= k <= num_candidates:
             raise ValueError(
                 f"every k must be an int in 1..{num_candidates} (the number of candidates), "
                 f"got {k!r}"

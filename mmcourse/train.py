@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from mmcourse._validate import check_int, is_int
 
 Batch = tuple[Tensor, ...]
 Forward = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
@@ -55,10 +58,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int:
@@ -85,8 +84,7 @@ def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int
 
 
 def _check_batch_size(batch_size: int) -> None:
-    if not _is_int(batch_size) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -259,7 +257,7 @@ class EarlyStopping:
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if not _is_int(patience) or patience < 0:
+        if not is_int(patience) or patience < 0:
             raise ValueError(f"patience must be a non-negative int, got {patience!r}")
         if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
             raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
@@ -457,16 +455,16 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not _is_int(epochs) or epochs < 1:
+    if not is_int(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     _check_batch_size(batch_size)
     if max_batches_per_epoch is not None and (
-        not _is_int(max_batches_per_epoch) or max_batches_per_epoch < 1
+        not is_int(max_batches_per_epoch) or max_batches_per_epoch < 1
     ):
         raise ValueError(
             f"max_batches_per_epoch must be None or an int >= 1, got {max_batches_per_epoch!r}"
         )
-    if seed is not None and (not _is_int(seed) or seed < 0):
+    if seed is not None and (not is_int(seed) or seed < 0):
         raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
@@ -712,6 +710,33 @@ def predict(
 
 _PLAIN = (int, float, str, bool, type(None))
 
+_DAMAGED = (RuntimeError, EOFError, KeyError, IndexError, ValueError, zipfile.BadZipFile)
+"""What ``torch.load`` raises on a truncated or corrupted file (e.g. "PytorchStreamReader
+failed reading zip archive", an ``EOFError`` for an empty file)."""
+
+
+def _damaged(path: Path, error: BaseException) -> ValueError:
+    return ValueError(
+        f"{path} is damaged (truncated or corrupted, for example by an interrupted copy or a "
+        f"full disk), so it cannot be read as a checkpoint ({type(error).__name__}); delete "
+        "it and re-run the cell or training run that saved it with save_checkpoint"
+    )
+
+
+def _read_checkpoint(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``, its errors turned into clear ones."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "global" not in str(error).lower():  # not a refused object: a corrupted pickle
+            raise _damaged(path, error) from error
+        raise ValueError(
+            f"{path} holds Python objects other than tensors and plain values, so it was "
+            "refused (weights_only=True): unpickling them could run arbitrary code"
+        ) from error
+    except _DAMAGED as error:
+        raise _damaged(path, error) from error
+
 
 def save_checkpoint(
     path: str | Path,
@@ -755,7 +780,8 @@ def load_checkpoint(
     ``torch.save`` uses Python's pickle, and unpickling can run *any* code the file's author
     put there, so loading an untrusted ``.pt`` file with ``weights_only=False`` is like running
     their script. ``weights_only=True`` only rebuilds tensors, numbers, strings and
-    containers, and refuses everything else (raised here as ``ValueError``). ``map_location``
+    containers, and refuses everything else (raised here as ``ValueError``); a truncated or
+    corrupted file is reported as damaged (``ValueError``, naming it). ``map_location``
     puts the tensors on the CPU first, so a GPU checkpoint loads on a laptop; the state dict is
     then copied onto the model's own device.
 
@@ -765,13 +791,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} holds Python objects other than tensors and plain values, so it was "
-            "refused (weights_only=True): unpickling them could run arbitrary code"
-        ) from error
+    payload = _read_checkpoint(path)
     if not isinstance(payload, Mapping) or "model" not in payload:
         raise ValueError(f"{path} is not a checkpoint written by save_checkpoint")
     model.load_state_dict(payload["model"])

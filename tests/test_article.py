@@ -354,6 +354,14 @@ def test_joint_classifier_checks_its_inputs() -> None:
 # ----------------------------------------------------------------------------- retrieval helpers
 
 
+def test_caption_log_likelihood_refuses_nan_logits() -> None:
+    logits = torch.zeros(2, 2, 5)
+    logits[1, 0, 2] = float("nan")
+    truth = torch.zeros(3, 2, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
+        article.caption_log_likelihood(logits, truth, (3, 2))
+
+
 def test_caption_log_likelihood_matches_a_loop() -> None:
     classes = (3, 2)
     g = torch.Generator().manual_seed(0)

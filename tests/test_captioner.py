@@ -157,15 +157,22 @@ def test_tiny_captioner_overfits_four_captions_and_greedy_reproduces_them() -> N
     [
         ({"cell": "rnn"}, "cell must be"),
         ({"hidden_dim": 0}, "hidden_dim must be a positive int"),
-        ({"embed_dim": 2.5}, "embed_dim must be a positive int"),
         ({"num_layers": 0}, "num_layers must be a positive int"),
-        ({"dropout": 1.0}, "dropout must be in"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+        ({"pad_id": V}, rf"pad_id must be an int in 0..{V - 1}, got {V}"),
         ({"image_encoder": nn.Identity()}, "out_dim"),
     ],
 )
 def test_constructor_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Captioner(V, **kwargs)
+
+
+def test_constructor_type_errors() -> None:
+    with pytest.raises(TypeError, match="embed_dim must be a positive int, got float 2.5"):
+        Captioner(V, embed_dim=2.5)
+    with pytest.raises(TypeError, match="vocab_size must be a positive int, got str '20'"):
+        Captioner("20")
 
 
 def test_vocab_size_error() -> None:

@@ -309,6 +309,83 @@ def test_bad_input_gets_a_clear_error(pool, call, message: str) -> None:
         call(pool)
 
 
+@pytest.mark.parametrize(
+    ("chunk", "kind", "message"),
+    [
+        (0, ValueError, r"chunk must be a positive int, got 0"),
+        (-5, ValueError, r"chunk must be a positive int, got -5"),
+        (2.5, TypeError, r"chunk must be a positive int, got float 2.5"),
+        ("64", TypeError, r"chunk must be a positive int, got str '64'"),
+        (True, TypeError, r"chunk must be a positive int, got bool True"),
+    ],
+)
+def test_generate_refuses_a_bad_chunk(pool, chunk, kind, message: str) -> None:
+    with pytest.raises(kind, match=message):
+        C.generate(10, "train", *pool, chunk=chunk)
+
+
+def test_generate_refuses_non_int_sizes(pool) -> None:
+    with pytest.raises(TypeError, match=r"n must be a positive int, got float 10.0"):
+        C.generate(10.0, "train", *pool)
+    with pytest.raises(TypeError, match=r"max_digits must be an int in 1..3, got 2.0"):
+        C.generate(10, "train", *pool, max_digits=2.0)
+
+
+GOOD_ITEM = (0, 7, 1, 2, 0)  # slot, digit, size, thickness, slant
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([(3, 7, 1, 2, 0)], r"the slot of items\[0\] must be an int in 0..2, got 3"),
+        ([(-1, 7, 1, 2, 0)], r"the slot of items\[0\] must be an int in 0..2, got -1"),
+        ([GOOD_ITEM, (1, 12, 0, 0, 0)], r"the digit of items\[1\] must be an int in 0..9, got 12"),
+        ([(0, -1, 0, 0, 0)], r"the digit of items\[0\] must be an int in 0..9, got -1"),
+        ([(0, 7, 2, 0, 0)], r"the size of items\[0\] must be an int in 0..1, got 2"),
+        ([(0, 7, -1, 0, 0)], r"the size of items\[0\] must be an int in 0..1, got -1"),
+        ([(0, 7, 0, 3, 0)], r"the thickness of items\[0\] must be an int in 0..2, got 3"),
+        ([(0, 7, 0, 0, 3)], r"the slant of items\[0\] must be an int in 0..2, got 3"),
+        ([GOOD_ITEM, GOOD_ITEM], r"each slot at most once, left to right.*got slots \[0, 0\]"),
+        ([(2, 1, 0, 0, 0), GOOD_ITEM], r"left to right.*got slots \[2, 0\]"),
+        ([GOOD_ITEM] * 4, r"a canvas holds 1 to 3 digits, got 4"),
+    ],
+)
+def test_describe_and_questions_refuse_out_of_range_items(items, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        C.describe(items, template=0)
+    with pytest.raises(ValueError, match=message):
+        C.questions_for(items)
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ("0 7 1 2 0", r"items must be a list of \(slot, digit, size, thickness, slant\) tuples"),
+        ([(0, 7, 1, 2)], r"items\[0\] must be a tuple \(slot, digit, size, thickness, slant\)"),
+        ([(0, 7.0, 1, 2, 0)], r"the digit of items\[0\] must be an int in 0..9, got float 7.0"),
+        ([(0, 7, True, 2, 0)], r"the size of items\[0\] must be an int in 0..1, got bool True"),
+    ],
+)
+def test_describe_and_questions_refuse_items_of_the_wrong_type(items, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        C.describe(items, template=0)
+    with pytest.raises(TypeError, match=message):
+        C.questions_for(items)
+
+
+def test_describe_refuses_a_bad_template() -> None:
+    with pytest.raises(ValueError, match=r"template must be in 0..3, got -1"):
+        C.describe([GOOD_ITEM], template=-1)
+    with pytest.raises(TypeError, match=r"template must be in 0..3, got 1.0"):
+        C.describe([GOOD_ITEM], template=1.0)
+
+
+def test_questions_for_an_out_of_range_slot_no_longer_answers_one_digit() -> None:
+    """It used to count "one" digit while answering "none" for every slot."""
+    with pytest.raises(ValueError, match=r"the slot of items\[0\] must be an int in 0..2, got 5"):
+        C.questions_for([(5, 3, 0, 1, 1)])
+
+
 def test_impossible_holdout_is_reported(pool) -> None:
     everything = C.Holdout(
         digit_attributes=tuple((d, "size", s) for d in range(10) for s in C.SIZES)

@@ -191,3 +191,15 @@ def test_greedy_decode_checks_what_step_returns() -> None:
 
     with pytest.raises(ValueError, match=r"logits of shape \(2, V\)"):
         greedy_decode(Bad(), rows(2), max_len=3)
+
+
+def test_greedy_decode_refuses_nan_logits() -> None:
+    class NaNs:
+        def init_state(self, images: torch.Tensor) -> torch.Tensor:
+            return images
+
+        def step(self, tokens: torch.Tensor, state: torch.Tensor) -> tuple:
+            return torch.full((len(tokens), V), float("nan")), state
+
+    with pytest.raises(ValueError, match=r"^the output of model.step holds NaN; every score"):
+        greedy_decode(NaNs(), rows(2), max_len=3)

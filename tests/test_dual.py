@@ -151,6 +151,12 @@ def test_errors() -> None:
         small(text_encoder=3)
     with pytest.raises(ValueError, match="init_temperature"):
         small(init_temperature=0.0)
+    with pytest.raises(TypeError, match="embed_dim must be a positive int, got float 8.0"):
+        small(embed_dim=8.0)
+    with pytest.raises(ValueError, match="text_dim must be a positive int, got -4"):
+        small(text_dim=-4)
+    with pytest.raises(ValueError, match="image_dim must be a positive int, got 0"):
+        small(image_dim=0)
     model = small()
     with pytest.raises(ValueError, match="same number of pairs"):
         model(torch.randn(3, 1, 64, 64), ids(2))

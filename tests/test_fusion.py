@@ -97,7 +97,7 @@ def test_vector_fusions_reject_bad_inputs(name: str) -> None:
         module(image, text[:3])
     with pytest.raises(ValueError, match="float tensor"):
         module(torch.ones(B, DX, dtype=torch.long), text)
-    with pytest.raises(ValueError, match="must be a torch.Tensor"):
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
         module(image.tolist(), text)
 
 
@@ -137,6 +137,15 @@ def test_constructors_reject_bad_sizes() -> None:
         fu.LateFusion(DX, DY, D, hidden=0)
     with pytest.raises(ValueError, match="n_regions must be a positive int"):
         fu.CrossAttentionFusion(DX, DY, D, n_regions=0)
+
+
+def test_constructors_reject_sizes_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match="image_dim must be a positive int, got float 6.0"):
+        fu.SumFusion(6.0, DY, D)
+    with pytest.raises(TypeError, match="kernel_size must be a positive int, got NoneType"):
+        fu.FiLMBlock(4, DY, kernel_size=None)
+    with pytest.raises(TypeError, match="attn_dim must be a positive int, got str '8'"):
+        fu.CrossAttentionFusion(DX, DY, D, attn_dim="8")
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -426,6 +435,12 @@ def test_slot_attribute_loss_is_the_sum_of_four_cross_entropies() -> None:
         fu.slot_attribute_loss(logits, targets[..., :3])
     with pytest.raises(ValueError, match="logits must have shape"):
         fu.slot_attribute_loss(logits[..., :5], targets)
+    with_nan = logits.clone()
+    with_nan[0, 1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
+        fu.slot_attribute_accuracy(with_nan, targets)
+    with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
+        fu.slot_attribute_loss(with_nan, targets)
 
 
 # ----------------------------------------------------------------------------- VQA model
@@ -489,6 +504,14 @@ def test_vqa_model_rejects_mismatched_parts() -> None:
         fu.VQAModel(encoder, fu.CrossAttentionFusion(9, DY, D, R), 11, small_backbone())
     with pytest.raises(ValueError, match="n_answers=11 scores"):
         fu.VQAModel(encoder, fu.LateFusion(9, DY, 10), 11, small_backbone())
+    with pytest.raises(ValueError, match="hidden must be an int >= 0, got -1"):
+        make_model(fu.SumFusion(9, DY, D), hidden=-1)
+    with pytest.raises(TypeError, match="hidden must be an int >= 0, got float 8.0"):
+        make_model(fu.SumFusion(9, DY, D), hidden=8.0)
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1.0"):
+        make_model(fu.SumFusion(9, DY, D), dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got -0.5"):
+        make_model(fu.SumFusion(9, DY, D), dropout=-0.5)
     model = make_model(fu.SumFusion(9, DY, D))
     with pytest.raises(ValueError, match="canvases .* or regions"):
         model(torch.randn(B, 16), torch.randint(1, 12, (B, 6)))

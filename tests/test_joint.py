@@ -51,7 +51,6 @@ def test_cosine_similarity_matrix_is_scale_invariant_and_safe_on_zero_rows() -> 
 @pytest.mark.parametrize(
     ("a", "b", "match"),
     [
-        ([[1.0, 2.0]], torch.ones(1, 2), "a must be a torch.Tensor"),
         (torch.ones(2), torch.ones(1, 2), r"a must have shape \(N, d\)"),
         (torch.ones(2, 2), torch.ones(2, 3), "b must have 2 columns"),
         (torch.ones(2, 2, dtype=torch.long), torch.ones(2, 2), "a must be a float tensor"),
@@ -62,9 +61,15 @@ def test_cosine_similarity_matrix_errors(a: object, b: object, match: str) -> No
         joint.cosine_similarity_matrix(a, b)  # type: ignore[arg-type]
 
 
-def test_cosine_similarity_matrix_rejects_bad_eps() -> None:
-    with pytest.raises(ValueError, match="eps must be positive"):
-        joint.cosine_similarity_matrix(torch.ones(1, 2), torch.ones(1, 2), eps=0.0)
+def test_cosine_similarity_matrix_refuses_a_list() -> None:
+    with pytest.raises(TypeError, match=r"a must be a torch.Tensor, got list \[\[1.0, 2.0\]\]"):
+        joint.cosine_similarity_matrix([[1.0, 2.0]], torch.ones(1, 2))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-8, math.nan, math.inf])
+def test_cosine_similarity_matrix_rejects_bad_eps(eps: float) -> None:
+    with pytest.raises(ValueError, match=rf"eps must be a finite number > 0, got {eps!r}"):
+        joint.cosine_similarity_matrix(torch.ones(1, 2), torch.ones(1, 2), eps=eps)
 
 
 def test_nearest_matches_a_brute_force_loop() -> None:
@@ -136,7 +141,8 @@ def test_digit_word_space_learns_a_separable_toy_task() -> None:
         ({"hidden": -1}, "hidden must be an int >= 0"),
         ({"words": ("one",)}, "at least two distinct words"),
         ({"words": ("one", "one")}, "at least two distinct words"),
-        ({"temperature": 0.0}, "temperature must be a positive number"),
+        ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+        ({"temperature": math.nan}, "temperature must be a finite number > 0, got nan"),
         ({"image_size": 0}, "image_size must be a positive int"),
     ],
 )
@@ -211,8 +217,25 @@ def test_joint_linear_errors() -> None:
         layer(torch.randn(2, 4), torch.randn(2, 2))
     with pytest.raises(ValueError, match="text features must have 2 columns"):
         layer.project_text(torch.randn(2, 3))
-    with pytest.raises(ValueError, match="linear must be an nn.Linear"):
+    with pytest.raises(TypeError, match="linear must be an nn.Linear"):
         joint.JointLinear.from_concat(nn.Conv1d(1, 1, 1), 1)  # type: ignore[arg-type]
+
+
+def test_joint_linear_refuses_lists_and_bad_sizes() -> None:
+    """A Python list used to fail deep inside (AttributeError: 'list' object has no attribute
+    'shape')."""
+    layer = joint.JointLinear(3, 2, 4)
+    x, y = torch.randn(2, 3), torch.randn(2, 2)
+    with pytest.raises(TypeError, match=r"image features must be a torch.Tensor, got list"):
+        layer(x.tolist(), y)
+    with pytest.raises(TypeError, match=r"text features must be a torch.Tensor, got list"):
+        layer(x, y.tolist())
+    with pytest.raises(TypeError, match=r"image features must be a torch.Tensor, got list"):
+        layer.project_image(x.tolist())
+    with pytest.raises(TypeError, match=r"joint_dim must be a positive int, got float 4.0"):
+        joint.JointLinear(3, 2, 4.0)
+    with pytest.raises(ValueError, match=r"image_dim must be a positive int, got -3"):
+        joint.JointLinear(-3, 2, 4)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -319,7 +342,8 @@ def test_toy_modalities_are_linearly_related_without_noise() -> None:
         ({"n": 0}, "n must be a positive int"),
         ({"n_concepts": 0}, "n_concepts must be a positive int"),
         ({"n": 2, "n_concepts": 3}, "n_concepts must be at most n=2"),
-        ({"noise": -0.1}, "noise must be a number >= 0"),
+        ({"noise": -0.1}, "noise must be a finite number >= 0"),
+        ({"noise": math.nan}, "noise must be a finite number >= 0, got nan"),
     ],
 )
 def test_toy_pairs_errors(kwargs: dict, match: str) -> None:
@@ -346,7 +370,7 @@ def test_pair_alignment_loss_errors() -> None:
         joint.pair_alignment_loss(u, torch.randn(3, 2))
     with pytest.raises(ValueError, match="kind must be 'contrastive' or 'squared'"):
         joint.pair_alignment_loss(u, u, kind="cosine")
-    with pytest.raises(ValueError, match="temperature must be a positive number"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
         joint.pair_alignment_loss(u, u, temperature=0)
 
 
@@ -375,12 +399,12 @@ def test_align_pairs_contrastive_aligns_and_squared_collapses() -> None:
 
 
 def test_align_pairs_errors() -> None:
-    with pytest.raises(ValueError, match="pairs must be a ToyPairs"):
+    with pytest.raises(TypeError, match="pairs must be a ToyPairs"):
         joint.align_pairs((torch.ones(2, 2), torch.ones(2, 2)))  # type: ignore[arg-type]
     pairs = joint.make_toy_pairs(n=6)
     with pytest.raises(ValueError, match="steps must be a positive int"):
         joint.align_pairs(pairs, steps=0)
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         joint.align_pairs(pairs, lr=-1.0)
 
 

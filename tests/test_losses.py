@@ -50,7 +50,7 @@ def test_cross_entropy_ignores_index_outside_range_and_backprops() -> None:
 
 def test_cross_entropy_errors() -> None:
     logits, target = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
-    with pytest.raises(ValueError, match=r"logits must be a torch.Tensor \(N, C\), got list"):
+    with pytest.raises(TypeError, match=r"logits must be a torch.Tensor \(N, C\), got list"):
         L.cross_entropy(logits.tolist(), target)
     with pytest.raises(ValueError, match=r"logits must be a float tensor \(N, C\).*\(4,\)"):
         L.cross_entropy(torch.randn(4), target)
@@ -60,7 +60,7 @@ def test_cross_entropy_errors() -> None:
         L.cross_entropy(logits, target.float())
     with pytest.raises(ValueError, match=r"target must hold class indices.*one-hot"):
         L.cross_entropy(logits, F.one_hot(target, 3).float())
-    with pytest.raises(ValueError, match=r"target must be a torch.Tensor \(N,\), got list"):
+    with pytest.raises(TypeError, match=r"target must be a torch.Tensor \(N,\), got list"):
         L.cross_entropy(logits, [0, 1, 2, 1])
     with pytest.raises(ValueError, match=r"target must have shape \(N,\) = \(4,\), got \(4, 1\)"):
         L.cross_entropy(logits, target[:, None])
@@ -72,12 +72,26 @@ def test_cross_entropy_errors() -> None:
         L.cross_entropy(logits, torch.tensor([0, 1, -1, 1]))
     with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\), got 1.0"):
         L.cross_entropy(logits, target, label_smoothing=1.0)
-    with pytest.raises(ValueError, match=r"ignore_index must be an int or None, got 'pad'"):
+    with pytest.raises(TypeError, match=r"ignore_index must be an int or None, got 'pad'"):
         L.cross_entropy(logits, target, ignore_index="pad")
     with pytest.raises(ValueError, match=r"every target equals ignore_index=1"):
         L.cross_entropy(logits, torch.ones(4, dtype=torch.long), ignore_index=1)
     with pytest.raises(ValueError, match=r"logits is empty \(N = 0\)"):
         L.cross_entropy(torch.randn(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+def test_losses_on_logits_refuse_nan() -> None:
+    """Same wording as metrics.recall_at_k's refusal of NaN scores."""
+    logits, target = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    logits[2, 1] = math.nan
+    with pytest.raises(ValueError, match=r"logits holds NaN; every score must be a number"):
+        L.cross_entropy(logits, target)
+    sequence = torch.randn(2, 3, 5)
+    sequence[1, 0, 4] = math.nan
+    with pytest.raises(ValueError, match=r"logits holds NaN; every score must be a number"):
+        L.sequence_loss(sequence, torch.tensor([[1, 2, 0], [3, 0, 0]]))
+    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\), got nan"):
+        L.cross_entropy(torch.randn(4, 3), target, label_smoothing=math.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,7 +191,7 @@ def test_clip_errors() -> None:
         L.clip_loss(image[..., None], text, 1.0)
     with pytest.raises(ValueError, match=r"text_emb must be a float tensor.*torch.int64"):
         L.clip_loss(image, torch.ones(4, 8, dtype=torch.long), 1.0)
-    with pytest.raises(ValueError, match=r"text_emb must be a torch.Tensor \(B, D\), got list"):
+    with pytest.raises(TypeError, match=r"text_emb must be a torch.Tensor \(B, D\), got list"):
         L.clip_loss(image, text.tolist(), 1.0)
     with pytest.raises(ValueError, match=r"same shape \(B, D\), got \(4, 8\) and \(3, 8\)"):
         L.clip_loss(image, text[:3], 1.0)
@@ -185,18 +199,26 @@ def test_clip_errors() -> None:
         L.clip_loss(image, text[:, :6], 1.0)
     with pytest.raises(ValueError, match=r"the batch is empty \(B = 0\)"):
         L.clip_loss(image[:0], text[:0], 1.0)
-    with pytest.raises(ValueError, match=r"logit_scale must be > 0.*got -1.0"):
+    with pytest.raises(ValueError, match=r"logit_scale must be a finite number > 0.*got -1.0"):
         L.clip_loss(image, text, -1.0)
-    with pytest.raises(ValueError, match=r"logit_scale must be > 0.*got 0.0"):
+    with pytest.raises(ValueError, match=r"logit_scale must be a finite number > 0.*got 0.0"):
         L.clip_loss(image, text, torch.tensor(0.0))
     with pytest.raises(ValueError, match=r"one-element float tensor, got shape \(2,\)"):
         L.clip_loss(image, text, torch.ones(2))
-    with pytest.raises(ValueError, match=r"logit_scale must be a number > 0, got str"):
+    with pytest.raises(TypeError, match=r"logit_scale must be a number > 0, got str"):
         L.clip_loss(image, text, "14")
-    with pytest.raises(ValueError, match=r"init_temperature must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"init_temperature must be a finite number > 0, got 0"):
         L.LearnableTemperature(init_temperature=0)
-    with pytest.raises(ValueError, match=r"max_scale must be a number > 0, got -5"):
+    with pytest.raises(ValueError, match=r"max_scale must be a finite number > 0, got -5"):
         L.LearnableTemperature(max_scale=-5)
+    with pytest.raises(ValueError, match=r"init_temperature must be a finite number > 0, got nan"):
+        L.LearnableTemperature(init_temperature=math.nan)
+    with pytest.raises(ValueError, match=r"init_temperature must be a finite number > 0, got inf"):
+        L.LearnableTemperature(init_temperature=math.inf)
+    with pytest.raises(ValueError, match=r"logit_scale must be a finite number > 0.*got nan"):
+        L.clip_loss(image, text, math.nan)
+    with pytest.raises(ValueError, match=r"logit_scale must be a finite number > 0.*got inf"):
+        L.clip_loss(image, text, torch.tensor(math.inf))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,9 +310,9 @@ def test_triplet_errors() -> None:
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match=r"distance must be one of \('cosine', 'euclidean'\)"):
         L.triplet_loss(x, x, x, distance="manhattan")
-    with pytest.raises(ValueError, match=r"margin must be a number >= 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"margin must be a finite number >= 0, got -0.1"):
         L.triplet_loss(x, x, x, margin=-0.1)
-    with pytest.raises(ValueError, match=r"margin must be a number >= 0, got '0.2'"):
+    with pytest.raises(TypeError, match=r"margin must be a finite number >= 0, got str '0.2'"):
         L.hardest_negative_triplet_loss(x, x, margin="0.2")
     with pytest.raises(ValueError, match=r"negative must be a float tensor \(B, D\).*\(4,\)"):
         L.triplet_loss(x, x, x[:, 0])
@@ -302,12 +324,28 @@ def test_triplet_errors() -> None:
         L.triplet_loss(x, x, x[:2])
     with pytest.raises(ValueError, match=r"the batch is empty"):
         L.triplet_loss(x[:0], x[:0], x[:0])
-    with pytest.raises(ValueError, match=r"emb_b must be a torch.Tensor \(B, D\), got list"):
+    with pytest.raises(TypeError, match=r"emb_b must be a torch.Tensor \(B, D\), got list"):
         L.hardest_negative_triplet_loss(x, x.tolist())
     with pytest.raises(ValueError, match=r"same shape \(B, D\), got \(4, 3\) and \(4, 2\)"):
         L.hardest_negative_triplet_loss(x, x[:, :2])
     with pytest.raises(ValueError, match=r"need B >= 2 pairs.*got B=1"):
         L.hardest_negative_triplet_loss(x[:1], x[:1])
+
+
+@pytest.mark.parametrize("margin", [math.nan, math.inf, -math.inf, -0.5])
+def test_triplet_losses_refuse_a_margin_that_is_not_finite_and_nonnegative(margin: float) -> None:
+    x = torch.randn(4, 3)
+    message = rf"margin must be a finite number >= 0, got {margin!r}"
+    with pytest.raises(ValueError, match=message):
+        L.triplet_loss(x, x, x, margin=margin)
+    with pytest.raises(ValueError, match=message):
+        L.hardest_negative_triplet_loss(x, x, margin=margin)
+
+
+def test_triplet_margin_refuses_a_bool() -> None:
+    x = torch.randn(4, 3)
+    with pytest.raises(TypeError, match=r"margin must be a finite number >= 0, got bool True"):
+        L.triplet_loss(x, x, x, margin=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +419,7 @@ def test_sequence_loss_and_perplexity_errors() -> None:
         L.sequence_loss(logits, torch.tensor([[1, 2, 0], [5, 0, 0]]))
     with pytest.raises(ValueError, match=r"every target equals ignore_index=0"):
         L.sequence_loss(logits, torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"pad_id must be an int, got None"):
+    with pytest.raises(TypeError, match=r"pad_id must be an int, got None"):
         L.sequence_loss(logits, targets, pad_id=None)
     with pytest.raises(ValueError, match=r"loss must be a scalar.*shape \(2,\)"):
         L.perplexity(torch.ones(2))
@@ -426,9 +464,11 @@ def test_l2_penalty_gradient_is_weight_decay() -> None:
 
 
 def test_l2_penalty_errors() -> None:
-    with pytest.raises(ValueError, match=r"model must be an nn.Module, got list"):
+    with pytest.raises(TypeError, match=r"model must be an nn.Module, got list"):
         L.l2_penalty([torch.ones(2)], 0.1)
-    with pytest.raises(ValueError, match=r"weight must be a number >= 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"weight must be a finite number >= 0, got -0.1"):
         L.l2_penalty(small_model(), -0.1)
-    with pytest.raises(ValueError, match=r"weight must be a number >= 0, got None"):
+    with pytest.raises(ValueError, match=r"weight must be a finite number >= 0, got inf"):
+        L.l2_penalty(small_model(), math.inf)
+    with pytest.raises(TypeError, match=r"weight must be a finite number >= 0, got NoneType"):
         L.l2_penalty(small_model(), None)

@@ -107,7 +107,7 @@ def test_micro_scores_equal_accuracy() -> None:
 
 def test_classification_errors() -> None:
     good = torch.tensor([0, 1])
-    with pytest.raises(ValueError, match=r"pred must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"pred must be a torch.Tensor, got list"):
         M.accuracy([0, 1], good)
     with pytest.raises(ValueError, match=r"pred must be class indices \(N,\).*got shape \(2,\)"):
         M.accuracy(torch.tensor([0.0, 1.0]), good)  # float labels are ambiguous
@@ -115,7 +115,7 @@ def test_classification_errors() -> None:
         M.accuracy(torch.zeros(2, 1, 1), good)
     with pytest.raises(ValueError, match=r"need C >= 1 classes, got \(2, 0\)"):
         M.accuracy(torch.zeros(2, 0), good)
-    with pytest.raises(ValueError, match=r"target must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"target must be a torch.Tensor, got list"):
         M.accuracy(good, [0, 1])
     with pytest.raises(ValueError, match=r"target must be class indices.*torch.float32"):
         M.accuracy(good, good.float())
@@ -125,9 +125,9 @@ def test_classification_errors() -> None:
         M.accuracy(good, torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"empty \(N = 0\)"):
         M.accuracy(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"num_classes must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"num_classes must be a positive int, got 0"):
         M.confusion_matrix(good, good, 0)
-    with pytest.raises(ValueError, match=r"num_classes must be an int >= 1, got 2.0"):
+    with pytest.raises(TypeError, match=r"num_classes must be a positive int, got float 2.0"):
         M.confusion_matrix(good, good, 2.0)
     with pytest.raises(ValueError, match=r"pred must hold classes in 0..1.*max 2"):
         M.confusion_matrix(torch.tensor([0, 2]), good, 2)
@@ -135,6 +135,23 @@ def test_classification_errors() -> None:
         M.confusion_matrix(good, torch.tensor([-1, 1]), 2)
     with pytest.raises(ValueError, match=r"average must be one of \('macro', 'micro', 'none'\)"):
         M.precision_recall_f1(good, good, 2, average="weighted")
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        M.accuracy,
+        lambda pred, target: M.confusion_matrix(pred, target, 2),
+        lambda pred, target: M.precision_recall_f1(pred, target, 2),
+        lambda pred, target: M.precision_recall_f1(pred, target, 2, average="none"),
+    ],
+)
+def test_classification_metrics_refuse_nan_logits(metric) -> None:
+    """NaN logits used to score silently (argmax picks the NaN: accuracy 0.5, P = 0.25); the
+    wording is the one recall_at_k uses for NaN similarities."""
+    logits = torch.tensor([[0.1, 0.9], [math.nan, 0.2]])
+    with pytest.raises(ValueError, match=r"^pred holds NaN; every score must be a number$"):
+        metric(logits, torch.tensor([1, 1]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,29 +334,29 @@ def test_exact_match() -> None:
 
 def test_bleu_errors() -> None:
     cand, refs = [["a", "b"]], [[["a", "b"]]]
-    with pytest.raises(ValueError, match=r"max_n must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"max_n must be a positive int, got 0"):
         M.bleu(cand, refs, max_n=0)
-    with pytest.raises(ValueError, match=r"max_n must be an int >= 1, got 2.0"):
+    with pytest.raises(TypeError, match=r"max_n must be a positive int, got float 2.0"):
         M.bleu_scores(cand, refs, max_n=2.0)
     with pytest.raises(ValueError, match=r"smoothing must be one of \(None, 'floor', 'add1'\)"):
         M.bleu(cand, refs, smoothing="exp")
-    with pytest.raises(ValueError, match=r"candidates must be a list, got str"):
+    with pytest.raises(TypeError, match=r"candidates must be a list, got str"):
         M.bleu("a b", refs)
-    with pytest.raises(ValueError, match=r"references must be a list, got int"):
+    with pytest.raises(TypeError, match=r"references must be a list, got int"):
         M.exact_match(cand, 3)
     with pytest.raises(ValueError, match=r"same length.*got 1 candidates and 2 reference lists"):
         M.bleu(cand, refs * 2)
     with pytest.raises(ValueError, match=r"candidates is empty"):
         M.bleu([], [])
-    with pytest.raises(ValueError, match=r"candidates\[0\] must be a list of tokens.*got a str"):
+    with pytest.raises(TypeError, match=r"candidates\[0\] must be a list of tokens.*got a str"):
         M.bleu(["a b"], refs)
-    with pytest.raises(ValueError, match=r"candidates\[0\] must be a list of tokens.*got \[1, 2\]"):
+    with pytest.raises(TypeError, match=r"candidates\[0\] must be a list of tokens.*got \[1, 2\]"):
         M.exact_match([[1, 2]], refs)
     with pytest.raises(ValueError, match=r"references\[0\] must be a non-empty list.*got \[\]"):
         M.bleu(cand, [[]])
-    with pytest.raises(ValueError, match=r"references\[0\] must be a list of token lists.*wrap"):
+    with pytest.raises(TypeError, match=r"references\[0\] must be a list of token lists.*wrap"):
         M.bleu(cand, [["a", "b"]])  # one reference per candidate, missing a level of nesting
-    with pytest.raises(ValueError, match=r"references\[0\]\[1\] must be a list of tokens.*a str"):
+    with pytest.raises(TypeError, match=r"references\[0\]\[1\] must be a list of tokens.*a str"):
         M.bleu(cand, [[["a"], "a b"]])
 
 
@@ -409,7 +426,7 @@ def test_retrieval_hand_example_and_ties() -> None:
 
 def test_retrieval_errors() -> None:
     sim, targets = torch.randn(3, 4), torch.tensor([0, 1, 2])
-    with pytest.raises(ValueError, match=r"similarity must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"similarity must be a torch.Tensor, got list"):
         M.recall_at_k(sim.tolist(), targets)
     with pytest.raises(ValueError, match=r"similarity must be a float matrix.*got shape \(3,\)"):
         M.recall_at_k(torch.randn(3), targets)
@@ -419,7 +436,7 @@ def test_retrieval_errors() -> None:
         M.recall_at_k(torch.randn(3, 0), targets)
     with pytest.raises(ValueError, match=r"similarity holds NaN"):
         M.recall_at_k(torch.full((3, 4), math.nan), targets)
-    with pytest.raises(ValueError, match=r"targets must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"targets must be a torch.Tensor, got list"):
         M.recall_at_k(sim, [0, 1, 2])
     with pytest.raises(ValueError, match=r"targets must be indices \(Nq,\).*torch.float32"):
         M.recall_at_k(sim, targets.float())
@@ -441,7 +458,13 @@ def test_retrieval_errors() -> None:
         M.recall_at_k(sim, targets, ks=(1, 5))
     with pytest.raises(ValueError, match=r"every k must be an int in 1..4.*got 0"):
         M.recall_at_k(sim, targets, ks=(0,))
-    with pytest.raises(ValueError, match=r"ks must be a non-empty sequence of ints.*got 5"):
+    with pytest.raises(TypeError, match=r"ks must be a non-empty sequence of ints.*got 5"):
         M.recall_at_k(sim, targets, ks=5)
     with pytest.raises(ValueError, match=r"ks must be a non-empty sequence.*got \(\)"):
         M.recall_at_k(sim, targets, ks=())
+    with pytest.raises(TypeError, match=r"every k must be an int in 1..4.*got 1.0"):
+        M.recall_at_k(sim, targets, ks=(1.0,))
+    partly_nan = sim.clone()
+    partly_nan[1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"^similarity holds NaN; every score must be a number$"):
+        M.retrieval_ranks(partly_nan, targets)

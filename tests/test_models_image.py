@@ -50,12 +50,16 @@ def test_check_images_accepts_a_float_batch():
         (torch.zeros(1, 28, 28), r"shape \(B, 1, H, W\), got \(1, 28, 28\)"),
         (torch.zeros(2, 3, 28, 28), r"shape \(B, 1, H, W\), got \(2, 3, 28, 28\)"),
         (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "must be a float tensor, got torch.uint8"),
-        ([[0.0]], "must be a torch.Tensor, got list"),
     ],
 )
 def test_check_images_rejects(x, match):
     with pytest.raises(ValueError, match=match):
         check_images(x, 1)
+
+
+def test_check_images_rejects_a_list():
+    with pytest.raises(TypeError, match=r"images must be a torch.Tensor, got list \[\[0.0\]\]"):
+        check_images([[0.0]], 1)
 
 
 def test_conv_block_keeps_then_halves():
@@ -100,7 +104,9 @@ def test_article_cnn_parameters_by_hand():
 
 
 def test_article_cnn_errors():
-    with pytest.raises(ValueError, match="at least one block"):
+    with pytest.raises(
+        ValueError, match=r"channels must be a non-empty tuple of positive ints, got \(\)"
+    ):
         ArticleCNN(channels=())
     with pytest.raises(ValueError, match="too small"):
         ArticleCNN().feature_dim(7, 7)
@@ -117,7 +123,7 @@ def test_canvas_encoder_grid_and_vector():
     grid = enc.forward_grid(x)
     assert grid.shape == (2, 64, 24) and enc.grid_size() == (8, 8)
     torch.testing.assert_close(enc(x), grid.mean(dim=1))
-    with pytest.raises(ValueError, match="out_dim must be positive"):
+    with pytest.raises(ValueError, match="out_dim must be a positive int, got 0"):
         CanvasEncoder(out_dim=0)
 
 
@@ -156,9 +162,10 @@ def test_vgg_style_parameters_by_hand():
     [
         ({"widths": ()}, "widths must be a non-empty tuple"),
         ({"widths": (8, 0)}, "widths must be a non-empty tuple"),
-        ({"convs_per_stage": 0}, "convs_per_stage must be at least 1, got 0"),
-        ({"num_classes": 0}, "num_classes must be positive or None, got 0"),
-        ({"hidden": 0}, "hidden must be positive, got 0"),
+        ({"convs_per_stage": 0}, "convs_per_stage must be a positive int, got 0"),
+        ({"num_classes": 0}, "num_classes must be a positive int, got 0"),
+        ({"hidden": 0}, "hidden must be a positive int, got 0"),
+        ({"in_channels": -1}, "in_channels must be a positive int, got -1"),
     ],
 )
 def test_vgg_style_rejects_bad_settings(kwargs, match):
@@ -222,10 +229,69 @@ def test_resnet18_mnist_trains_one_step():
     "kwargs, match",
     [
         ({"num_classes": 0}, "num_classes must be a positive int, got 0"),
-        ({"num_classes": 2.5}, "num_classes must be a positive int, got 2.5"),
         ({"in_channels": 0}, "in_channels must be a positive int, got 0"),
     ],
 )
 def test_resnet18_mnist_rejects(kwargs, match):
     with pytest.raises(ValueError, match=match):
         resnet18_mnist(**kwargs)
+
+
+def test_resnet18_mnist_rejects_a_float_size():
+    with pytest.raises(TypeError, match="num_classes must be a positive int, got float 2.5"):
+        resnet18_mnist(num_classes=2.5)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda: CanvasEncoder(8, (4, -2)),
+            r"channels must be a non-empty tuple of positive ints, got \(4, -2\)",
+        ),
+        (lambda: CanvasEncoder(-8), "out_dim must be a positive int, got -8"),
+        (lambda: CanvasEncoder(8, in_channels=0), "in_channels must be a positive int, got 0"),
+        (lambda: CanvasEncoder(8, dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
+        (lambda: CanvasEncoder(8, dropout=-0.1), r"dropout must be a number in \[0, 1\), got -0.1"),
+        (
+            lambda: CanvasEncoder(8, dropout=float("nan")),
+            r"dropout must be a number in \[0, 1\), got nan",
+        ),
+        (
+            lambda: ArticleCNN(channels=(64, 0)),
+            r"channels must be a non-empty tuple.*got \(64, 0\)",
+        ),
+        (lambda: ArticleCNN(in_channels=0), "in_channels must be a positive int, got 0"),
+        (lambda: VGGStyle(widths=(8, -1)), r"widths must be a non-empty tuple.*got \(8, -1\)"),
+    ],
+)
+def test_image_encoders_refuse_bad_sizes(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda: CanvasEncoder(8, 32),
+            "channels must be a non-empty tuple of positive ints, got int 32",
+        ),
+        (
+            lambda: CanvasEncoder(8, (4, 2.0)),
+            r"channels must be a non-empty tuple.*got tuple \(4, 2.0\)",
+        ),
+        (lambda: CanvasEncoder(8.0), "out_dim must be a positive int, got float 8.0"),
+        (
+            lambda: CanvasEncoder(8, dropout="0.1"),
+            r"dropout must be a number in \[0, 1\), got str '0.1'",
+        ),
+        (
+            lambda: VGGStyle(convs_per_stage=2.0),
+            "convs_per_stage must be a positive int, got float",
+        ),
+    ],
+)
+def test_image_encoders_refuse_sizes_of_the_wrong_type(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()

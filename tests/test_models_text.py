@@ -48,7 +48,7 @@ def test_check_ids_accepts_a_valid_batch() -> None:
 
 
 def test_check_ids_errors() -> None:
-    with pytest.raises(ValueError, match="must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got list"):
         check_ids([[1, 2]], V)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"shape \(B, T\) \(batch first\), got \(3,\)"):
         check_ids(torch.tensor([1, 2, 3]), V)
@@ -235,6 +235,77 @@ def test_build_text_encoder_errors() -> None:
         build_text_encoder("bow", 0)
     with pytest.raises(ValueError, match="dim must be a positive int"):
         build_text_encoder("bow", V, dim=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BagOfWordsEncoder(-5, 4), "vocab_size must be a positive int, got -5"),
+        (lambda: BagOfWordsEncoder(V, 0), "dim must be a positive int, got 0"),
+        (
+            lambda: BagOfWordsEncoder(V, 4, pad_id=V),
+            rf"pad_id must be an int in 0..{V - 1}, got {V}",
+        ),
+        (lambda: RNNTextEncoder(0), "vocab_size must be a positive int, got 0"),
+        (lambda: RNNTextEncoder(V, embed_dim=-1), "embed_dim must be a positive int, got -1"),
+        (lambda: RNNTextEncoder(V, hidden_dim=0), "hidden_dim must be a positive int, got 0"),
+        (lambda: RNNTextEncoder(V, num_layers=0), "num_layers must be a positive int, got 0"),
+        (lambda: RNNTextEncoder(V, dropout=1.5), r"dropout must be a number in \[0, 1\), got 1.5"),
+        (lambda: RNNTextEncoder(V, pad_id=-1), rf"pad_id must be an int in 0..{V - 1}, got -1"),
+        (lambda: TransformerTextEncoder(10, d_model=-8), "d_model must be a positive int, got -8"),
+        (lambda: TransformerTextEncoder(10, d_model=0), "d_model must be a positive int, got 0"),
+        (lambda: TransformerTextEncoder(V, nhead=0), "nhead must be a positive int, got 0"),
+        (
+            lambda: TransformerTextEncoder(V, num_layers=0),
+            "num_layers must be a positive int, got 0",
+        ),
+        (
+            lambda: TransformerTextEncoder(V, dim_feedforward=-1),
+            "dim_feedforward must be a positive int, got -1",
+        ),
+        (
+            lambda: TransformerTextEncoder(V, dropout=1.0),
+            r"dropout must be a number in \[0, 1\), got 1.0",
+        ),
+        (lambda: TransformerTextEncoder(V, max_len=0), "max_len must be a positive int, got 0"),
+        (lambda: PositionalEncoding(-4), "d_model must be a positive int, got -4"),
+        (lambda: PositionalEncoding(4, max_len=0), "max_len must be a positive int, got 0"),
+    ],
+)
+def test_text_encoders_refuse_bad_sizes(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BagOfWordsEncoder(20.0, 4), "vocab_size must be a positive int, got float 20.0"),
+        (
+            lambda: RNNTextEncoder(V, num_layers="2"),
+            "num_layers must be a positive int, got str '2'",
+        ),
+        (
+            lambda: TransformerTextEncoder(V, nhead=2.0),
+            "nhead must be a positive int, got float 2.0",
+        ),
+        (
+            lambda: TransformerTextEncoder(V, dropout=None),
+            r"dropout must be a number in \[0, 1\), got NoneType",
+        ),
+        (
+            lambda: build_text_encoder("bow", V, dim=8.0),
+            "dim must be a positive int, got float 8.0",
+        ),
+        (
+            lambda: TextClassifier(BagOfWordsEncoder(V, 8), 2.0),
+            "num_classes must be a positive int",
+        ),
+    ],
+)
+def test_text_encoders_refuse_sizes_of_the_wrong_type(make, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        make()
 
 
 def test_text_classifier_is_a_linear_layer_on_the_encoder() -> None:

@@ -214,3 +214,8 @@ def test_multilabel_exact_match_errors() -> None:
         multilabel_exact_match(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match=r"both be \(N, C\)"):
         multilabel_exact_match(torch.zeros(3), torch.zeros(3))
+    with_nan = torch.tensor([[float("nan"), 1.0]])
+    with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
+        multilabel_exact_match(with_nan, torch.tensor([[0.0, 1.0]]))
+    with pytest.raises(TypeError, match=r"logits must be a torch.Tensor, got list"):
+        multilabel_exact_match([[1.0, 0.0]], torch.tensor([[1.0, 0.0]]))

@@ -92,8 +92,10 @@ def test_batches_rejects_bad_input() -> None:
         list(batches(torch.zeros(5), torch.zeros(4), batch_size=2))
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         list(batches(torch.zeros(5), batch_size=0))
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(TypeError, match="batch_size must be a positive int, got float 2.0"):
         list(batches(torch.zeros(5), batch_size=2.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got -3"):
+        list(batches(torch.zeros(5), batch_size=-3))
     with pytest.raises(ValueError, match="at least one tensor"):
         list(batches(batch_size=2))
     with pytest.raises(ValueError, match=r"tensors\[1\] must be a torch.Tensor, got list"):
@@ -587,6 +589,40 @@ def test_checkpoint_errors(tmp_path) -> None:
     save_checkpoint(tmp_path / "b.pt", model)
     with pytest.raises(ValueError, match="holds no optimizer state"):
         load_checkpoint(tmp_path / "b.pt", model, torch.optim.SGD(model.parameters(), lr=1))
+
+
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        "tail cut": data[:-10],
+        "empty": b"",
+        "not torch": b"hello world\n" * 10,
+        "scribbled": data[:200] + bytes(50) + data[250:],  # zip intact, its pickle broken
+    }[how]
+    path.write_bytes(damaged)
+
+
+@pytest.mark.parametrize("how", ["truncated", "tail cut", "empty", "not torch", "scribbled"])
+def test_checkpoint_damaged_file_gets_a_clear_error(tmp_path, how: str) -> None:
+    """torch's "PytorchStreamReader failed reading zip archive" (or an EOFError, KeyError...)
+    used to leak out; now the file is named and the way out is said."""
+    path = save_checkpoint(tmp_path / "run" / "best.pt", nn.Linear(2, 2), epoch=3)
+    _damage(path, how)
+    message = (
+        rf"{re.escape(str(path))} is damaged \(truncated or corrupted.*delete it and re-run "
+        r"the cell or training run that saved it"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path, nn.Linear(2, 2))
+
+
+def test_checkpoint_damaged_error_keeps_the_cause(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", nn.Linear(2, 2))
+    _damage(path, "truncated")
+    with pytest.raises(ValueError, match=r"\(RuntimeError\)") as info:
+        load_checkpoint(path, nn.Linear(2, 2))
+    assert "PytorchStreamReader" in str(info.value.__cause__)
 
 
 def test_fit_checkpoints_the_best_epoch(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -201,3 +201,6 @@ def test_accuracy_by_type(examples) -> None:
         vqa.accuracy_by_type(pred[:-1], examples)
     with pytest.raises(ValueError, match="must be a tensor"):
         vqa.accuracy_by_type(pred.tolist(), examples)
+    logits[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^predictions holds NaN; every score must be a number$"):
+        vqa.accuracy_by_type(logits, examples)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcourse import config
+from mmcourse._validate import check_int, is_int
 from mmcourse.data import mnist
 from mmcourse.text import tokenize
 
@@ -157,6 +158,10 @@ def sample_layout(
     max_digits: int = MAX_DIGITS,
 ) -> Layout:
     """Draw ``n`` random layouts: how many digits, which slots, which digits and attributes."""
+    check_int(n, "n", minimum=0)
+    for value, name in ((min_digits, "min_digits"), (max_digits, "max_digits")):
+        if not is_int(value):
+            raise TypeError(f"{name} must be an int in 1..{MAX_DIGITS}, got {value!r}")
     if not 1 <= min_digits <= max_digits <= MAX_DIGITS:
         raise ValueError(
             f"need 1 <= min_digits <= max_digits <= {MAX_DIGITS}, got {min_digits}, {max_digits}"
@@ -389,13 +394,49 @@ def _join(items: list[str], separator: str = " , ") -> str:
     return items[0] if len(items) == 1 else separator.join(items[:-1]) + " and " + items[-1]
 
 
+_ITEM_FIELDS = (
+    ("slot", MAX_DIGITS),
+    ("digit", len(NUMBER_WORDS)),
+    ("size", len(SIZES)),
+    ("thickness", len(THICKNESSES)),
+    ("slant", len(SLANTS)),
+)
+
+
+def _check_items(items: object) -> None:
+    """``items``: 1 to 3 tuples ``(slot, digit, size, thickness, slant)`` of indices in range,
+    slots left to right (each slot at most once)."""
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise TypeError(
+            "items must be a list of (slot, digit, size, thickness, slant) tuples, "
+            f"got {type(items).__name__}"
+        )
+    if not 1 <= len(items) <= MAX_DIGITS:
+        raise ValueError(f"a canvas holds 1 to {MAX_DIGITS} digits, got {len(items)}")
+    for i, item in enumerate(items):
+        if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 5:
+            raise TypeError(
+                f"items[{i}] must be a tuple (slot, digit, size, thickness, slant), got {item!r}"
+            )
+        for (part, count), value in zip(_ITEM_FIELDS, item):
+            if not (type(value) is int and 0 <= value < count):  # fast path for valid items
+                check_int(value, f"the {part} of items[{i}]", minimum=0, maximum=count - 1)
+    slots = [item[0] for item in items]
+    if any(a >= b for a, b in zip(slots, slots[1:])):
+        raise ValueError(
+            f"items must list each slot at most once, left to right (slots increasing), "
+            f"got slots {slots}"
+        )
+
+
 def describe(items: Sequence[tuple[int, int, int, int, int]], template: int) -> str:
     """One caption for the digits ``items`` = ``(slot, digit, size, thickness, slant)``,
     listed left to right, in paraphrase ``template`` (0..3)."""
+    if not is_int(template):
+        raise TypeError(f"template must be in 0..{N_TEMPLATES - 1}, got {template!r}")
     if not 0 <= template < N_TEMPLATES:
         raise ValueError(f"template must be in 0..{N_TEMPLATES - 1}, got {template}")
-    if not 1 <= len(items) <= MAX_DIGITS:
-        raise ValueError(f"a canvas holds 1 to {MAX_DIGITS} digits, got {len(items)}")
+    _check_items(items)
     phrases = [
         (_digit_phrase(d, s, t, sl, template), _POSITION[SLOTS[slot]])
         for slot, d, s, t, sl in items
@@ -493,6 +534,7 @@ QUESTION_TYPES = ("count", "digit_at", "size_at", "any_thickness", "any_slant", 
 def questions_for(items: Sequence[tuple[int, int, int, int, int]]) -> list[tuple[str, str, str]]:
     """All ``(type, question, answer)`` triples for a canvas holding ``items`` (as in
     :func:`describe`)."""
+    _check_items(items)
     by_slot = {slot: (d, s, t, sl) for slot, d, s, t, sl in items}
     qa = [("count", "how many digits are there ?", NUMBER_WORDS[len(items)])]
     for slot, name in enumerate(SLOTS):
@@ -612,10 +654,12 @@ def generate(
         n: number of canvases (at least 1).
         pool_images: uint8 ``(M, 28, 28)`` digits; ``pool_labels``: long ``(M,)`` 0..9.
         min_digits, max_digits: how many digits a canvas may hold (1..3).
+        chunk: how many canvases are rendered at once (a positive int; only memory depends
+            on it, not the result).
     """
     check_split(split)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n")
+    check_int(chunk, "chunk")
     if (
         pool_images.dtype != torch.uint8
         or pool_images.dim() != 3

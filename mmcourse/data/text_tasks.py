@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mmcourse._validate import check_no_nan, check_tensor
 from mmcourse.data.captions import N_TEMPLATES, NUMBER_WORDS, SLOTS, MNISTCaptions
 from mmcourse.text import Vocabulary, tokenize
 
@@ -205,11 +206,14 @@ def multilabel_exact_match(logits: torch.Tensor, targets: torch.Tensor) -> float
 
     ``logits`` and ``targets``: ``(N, C)``.
     """
+    check_tensor(logits, "logits")
+    check_tensor(targets, "targets")
     if logits.shape != targets.shape or logits.dim() != 2:
         raise ValueError(
             f"logits and targets must both be (N, C), got {tuple(logits.shape)} and "
             f"{tuple(targets.shape)}"
         )
+    check_no_nan(logits, "logits")  # NaN > 0 is False: it would silently predict 0
     predicted = logits > 0
     return (predicted == targets.bool()).all(dim=1).float().mean().item()
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mmcourse._validate import check_no_nan
 from mmcourse.data.captions import ANSWERS, QUESTION_TYPES, MNISTCaptions
 from mmcourse.text import Vocabulary
 
@@ -230,7 +231,7 @@ def accuracy_by_type(predictions: torch.Tensor, examples: VQAExamples) -> dict[s
     if not isinstance(predictions, torch.Tensor):
         raise ValueError(f"predictions must be a tensor, got {type(predictions).__name__}")
     if predictions.dim() == 2:
-        predictions = predictions.argmax(dim=1)
+        predictions = check_no_nan(predictions, "predictions").argmax(dim=1)
     if predictions.shape != examples.answers.shape:
         raise ValueError(
             f"predictions must have one answer per example: expected {len(examples)}, "

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmcourse._validate import check_int, check_probability
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import check_ids
@@ -137,10 +138,9 @@ class Captioner(nn.Module):
             ("hidden_dim", hidden_dim),
             ("num_layers", num_layers),
         ]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            check_int(value, name)
+        check_probability(dropout, "dropout")
+        check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
         if image_encoder is None:
             image_encoder = ImageVector(CanvasEncoder(image_dim, image_channels), pooling)
         if not isinstance(getattr(image_encoder, "out_dim", None), int):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse._validate import check_int
 from mmcourse.losses import LearnableTemperature
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
@@ -79,11 +80,13 @@ class DualEncoder(nn.Module):
         pad_id: int = PAD_ID,
     ) -> None:
         super().__init__()
-        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
+        check_int(vocab_size, "vocab_size")
+        check_int(embed_dim, "embed_dim")
         if image_encoder is None:
+            check_int(image_dim, "image_dim")
             image_encoder = ImageVector(CanvasEncoder(image_dim, image_channels), pooling)
         if isinstance(text_encoder, str):
+            check_int(text_dim, "text_dim")
             if text_encoder not in TEXT_ENCODERS:
                 raise ValueError(
                     f"text_encoder must be a module or one of {TEXT_ENCODERS}, got {text_encoder!r}"

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse._validate import check_int, check_no_nan, check_probability, check_tensor
 from mmcourse.data.vqa import ATTRIBUTE_CLASSES
 from mmcourse.models.image import CanvasEncoder
 
@@ -63,13 +64,11 @@ INPUTS = ("vector", "regions", "pixels")
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(value, name)
 
 
 def _check_matrix(x: object, dim: int, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor(x, name)
     if x.dim() != 2 or x.shape[1] != dim:
         raise ValueError(f"{name} must have shape (B, {dim}), got {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -78,8 +77,7 @@ def _check_matrix(x: object, dim: int, name: str) -> torch.Tensor:
 
 
 def _check_regions(x: object, dim: int, name: str = "regions") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor(x, name)
     if x.dim() != 3 or x.shape[2] != dim:
         raise ValueError(
             f"{name} must have shape (B, R, {dim}) (one vector per image region), "
@@ -707,6 +705,7 @@ def _split_attributes(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torc
             f"targets must have shape {(*logits.shape[:2], 4)} (B, slots, 4 attributes), got "
             f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets)}"
         )
+    check_no_nan(logits, "logits")
     return logits.split(ATTRIBUTE_CLASSES, dim=2)
 
 
@@ -787,8 +786,8 @@ class VQAModel(nn.Module):
                 )
         if fusion.produces_logits and fusion.out_dim != n_answers:
             raise ValueError(f"late fusion must output n_answers={n_answers} scores")
-        if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden}")
+        check_int(hidden, "hidden", minimum=0)
+        check_probability(dropout, "dropout")
         self.question_encoder, self.fusion, self.image_encoder = (
             question_encoder,
             fusion,

@@ -14,11 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse._validate import check_int, check_probability, check_sizes, check_tensor
+
 
 def check_images(x: torch.Tensor, channels: int, name: str = "images") -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is a float batch ``(B, channels, H, W)``."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is a float batch
+    ``(B, channels, H, W)``."""
+    check_tensor(x, name)
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(
             f"{name} must have shape (B, {channels}, H, W), got {tuple(x.shape)}; "
@@ -34,6 +36,8 @@ def check_images(x: torch.Tensor, channels: int, name: str = "images") -> None:
 def conv_block(in_channels: int, out_channels: int, batch_norm: bool = False) -> nn.Sequential:
     """3x3 convolution (padding 1, keeps H and W) -> [BatchNorm] -> ReLU -> 2x2 max-pool
     (halves H and W, rounding down)."""
+    check_int(in_channels, "in_channels")
+    check_int(out_channels, "out_channels")
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
     ]
@@ -52,8 +56,8 @@ class ArticleCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (64, 128, 256)) -> None:
         super().__init__()
-        if not channels:
-            raise ValueError("channels must name at least one block")
+        check_int(in_channels, "in_channels")
+        check_sizes(channels, "channels")
         self.in_channels = in_channels
         widths = (in_channels, *channels)
         self.blocks = nn.Sequential(*(conv_block(a, b) for a, b in zip(widths, widths[1:])))
@@ -89,8 +93,10 @@ class CanvasEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if out_dim < 1 or not channels:
-            raise ValueError("out_dim must be positive and channels non-empty")
+        check_int(out_dim, "out_dim")
+        check_sizes(channels, "channels")
+        check_int(in_channels, "in_channels")
+        check_probability(dropout, "dropout")
         self.in_channels = in_channels
         self.out_dim = out_dim
         widths = (in_channels, *channels)
@@ -148,14 +154,12 @@ class VGGStyle(nn.Module):
         batch_norm: bool = True,
     ) -> None:
         super().__init__()
-        if not widths or any(w < 1 for w in widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}")
-        if convs_per_stage < 1:
-            raise ValueError(f"convs_per_stage must be at least 1, got {convs_per_stage}")
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f"num_classes must be positive or None, got {num_classes}")
-        if hidden < 1:
-            raise ValueError(f"hidden must be positive, got {hidden}")
+        check_sizes(widths, "widths")
+        check_int(convs_per_stage, "convs_per_stage")
+        if num_classes is not None:
+            check_int(num_classes, "num_classes")
+        check_int(in_channels, "in_channels")
+        check_int(hidden, "hidden")
         self.in_channels = in_channels
         self.widths = tuple(widths)
         stages: list[nn.Module] = []
@@ -220,10 +224,8 @@ def resnet18_mnist(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """
     import torchvision  # imported here: only this encoder needs it
 
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    check_int(num_classes, "num_classes")
+    check_int(in_channels, "in_channels")
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")

@@ -22,13 +22,14 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmcourse._validate import check_int, check_probability, check_tensor
 from mmcourse.text import PAD_ID
 
 
 def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
-    """Raise a clear ``ValueError`` unless ``ids`` is a LongTensor ``(B, T)`` of valid ids."""
-    if not isinstance(ids, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(ids).__name__}")
+    """Raise a clear ``TypeError``/``ValueError`` unless ``ids`` is a LongTensor ``(B, T)`` of
+    valid ids."""
+    check_tensor(ids, name)
     if ids.dim() != 2:
         raise ValueError(f"{name} must have shape (B, T) (batch first), got {tuple(ids.shape)}")
     if ids.dtype != torch.long:
@@ -38,6 +39,11 @@ def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
             f"{name} holds ids outside 0..{vocab_size - 1} (vocabulary size {vocab_size}): "
             f"min {int(ids.min())}, max {int(ids.max())}"
         )
+
+
+def _check_vocab(vocab_size: int, pad_id: int) -> None:
+    check_int(vocab_size, "vocab_size")
+    check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
 
 
 def ids_to_lengths(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
@@ -53,6 +59,8 @@ class PositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 128) -> None:
         super().__init__()
+        check_int(d_model, "d_model")
+        check_int(max_len, "max_len")
         if d_model % 2:
             raise ValueError(f"d_model must be even, got {d_model}")
         position = torch.arange(max_len, dtype=torch.float32)[:, None]
@@ -79,6 +87,8 @@ class BagOfWordsEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int = 64, pad_id: int = PAD_ID) -> None:
         super().__init__()
+        _check_vocab(vocab_size, pad_id)
+        check_int(dim, "dim")
         self.vocab_size, self.out_dim, self.pad_id = vocab_size, dim, pad_id
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
 
@@ -115,6 +125,11 @@ class RNNTextEncoder(nn.Module):
         rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
         if cell not in rnns:
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        _check_vocab(vocab_size, pad_id)
+        check_int(embed_dim, "embed_dim")
+        check_int(hidden_dim, "hidden_dim")
+        check_int(num_layers, "num_layers")
+        check_probability(dropout, "dropout")
         self.vocab_size, self.pad_id, self.cell = vocab_size, pad_id, cell
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = rnns[cell](
@@ -169,6 +184,13 @@ class TransformerTextEncoder(nn.Module):
         pad_id: int = PAD_ID,
     ) -> None:
         super().__init__()
+        _check_vocab(vocab_size, pad_id)
+        check_int(d_model, "d_model")
+        check_int(nhead, "nhead")
+        check_int(num_layers, "num_layers")
+        check_int(dim_feedforward, "dim_feedforward")
+        check_probability(dropout, "dropout")
+        check_int(max_len, "max_len")
         if d_model % nhead:
             raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
         self.vocab_size, self.pad_id, self.out_dim = vocab_size, pad_id, d_model
@@ -216,10 +238,8 @@ def build_text_encoder(kind: str, vocab_size: int, dim: int = 64, **kwargs: obje
     """
     if kind not in TEXT_ENCODERS:
         raise ValueError(f"kind must be one of {TEXT_ENCODERS}, got {kind!r}")
-    if not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    check_int(vocab_size, "vocab_size")
+    check_int(dim, "dim")
     if kind == "bow":
         return BagOfWordsEncoder(vocab_size, dim, **kwargs)
     if kind in ("lstm", "gru"):
@@ -234,8 +254,7 @@ class TextClassifier(nn.Module):
         super().__init__()
         if not isinstance(getattr(encoder, "out_dim", None), int):
             raise ValueError("encoder must have an int attribute out_dim (its output size)")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_int(num_classes, "num_classes")
         self.encoder = encoder
         self.head = nn.Linear(encoder.out_dim, num_classes)
 
