@@ -3,6 +3,7 @@
 Modules, in the order data flows through them:
 
 - :mod:`mmcourse.config`         seeds, device, the ``fast``/``full`` profile, thread count
+- :mod:`mmcourse.portable`       the settings that make CPU numbers the same on every x86-64 CPU
 - :mod:`mmcourse.data.mnist`     find, verify and load MNIST (full or the bundled subset)
 - :mod:`mmcourse.data.captions`  MNIST-Captions: canvases, captions, ground truth, Q/A, splits
 - :mod:`mmcourse.data.stats`     counting what a dataset holds
@@ -19,4 +20,10 @@ Modules, in the order data flows through them:
 Sub-modules are imported on demand, so ``import mmcourse`` stays fast.
 """
 
+from mmcourse import portable as _portable
+
 __version__ = "0.1.0"
+
+# Before torch starts: pin the CPU libraries' kernels (see mmcourse.portable), unless the
+# learner set them, or turned them off with MMCOURSE_PORTABLE=0.
+_portable.apply_before_torch()

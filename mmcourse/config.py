@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import torch
+
+from mmcourse import portable
 
 PROFILES = ("fast", "full")
 FAST_THREADS = 2
@@ -132,6 +135,14 @@ def setup(
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     torch.set_num_threads(threads)
     seed_everything(seed)
+    if chosen.type == "cpu" and portable.enabled() and not portable.in_force():
+        warnings.warn(
+            "torch started before mmcourse, so the portable numerics settings "
+            "(mmcourse/portable.py) are not in force: numbers may differ from the stored ones "
+            "in the last digits. Restart the kernel and import mmcourse before torch, or start "
+            "the course with `python3 course.py lab`.",
+            stacklevel=2,
+        )
     if chosen.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     _current = Settings(seed=seed, profile=profile, device=chosen, threads=threads)

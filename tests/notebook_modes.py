@@ -1,0 +1,130 @@
+"""How the stored notebooks are compared: bit for bit (strict) or within tolerances (tolerant).
+
+*Strict* is nbval's own comparison: every text output must come back exactly. It holds where the
+stored numbers can be reproduced bit for bit: an x86-64 CPU with AVX2, the portable numerics
+settings in force (mmcourse/portable.py) and the library versions recorded in constraints.txt.
+
+*Tolerant* is for everywhere else (Apple Silicon, ARM Linux, other library versions). Every
+notebook still runs top to bottom and no cell may fail. Outputs that are the same on any machine
+(data, maths of fixed inputs, shapes, parameter counts) are still compared exactly. Cells whose
+outputs come from training carry a tag saying so:
+
+- ``trained-numbers``: the words must match exactly, each number within :data:`RTOL`/:data:`ATOL`
+  of the stored one (a cell's metadata ``{"mmcourse": {"rtol": .., "atol": ..}}`` may widen them);
+- ``trained-text``: what is printed depends on the trained model word by word (sampled captions,
+  nearest neighbours): the cell must run, its output is not compared.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+from mmcourse import portable
+
+MODE_VARIABLE = "MMCOURSE_NOTEBOOK_MODE"
+MODES = ("strict", "tolerant")
+NUMBERS_TAG = "trained-numbers"
+TEXT_TAG = "trained-text"
+RTOL = 0.10
+"""Relative tolerance for a trained cell's numbers in tolerant mode."""
+ATOL = 0.05
+"""Absolute tolerance: accuracies are fractions, so 0.05 is five percentage points."""
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def version_differences(constraints: Path) -> list[str]:
+    """``'name installed X, recorded Y'`` for each installed package whose version differs from
+    the one pinned in ``constraints`` (a pip constraints file); packages not installed are
+    skipped."""
+    if not constraints.is_file():
+        raise FileNotFoundError(f"no constraints file at {constraints}")
+    found = []
+    for line in constraints.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" not in line:
+            continue
+        name, recorded = (part.strip() for part in line.split("==", 1))
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if installed != recorded:
+            found.append(f"{name} installed {installed}, recorded {recorded}")
+    return found
+
+
+def choose_mode(
+    environ: Mapping[str, str],
+    bit_identical: tuple[bool, str],
+    differences: list[str],
+) -> tuple[str, str]:
+    """Pick ``'strict'`` or ``'tolerant'`` and say why, in one line.
+
+    Args:
+        environ: the environment (``MMCOURSE_NOTEBOOK_MODE`` forces a mode; the portable
+            settings must be in it for strict).
+        bit_identical: :func:`mmcourse.portable.bit_identical_platform`'s answer for this machine.
+        differences: :func:`version_differences`' answer.
+    """
+    forced = environ.get(MODE_VARIABLE, "").strip().lower()
+    if forced:
+        if forced not in MODES:
+            raise ValueError(f"{MODE_VARIABLE} must be one of {MODES}, got {forced!r}")
+        return forced, f"{MODE_VARIABLE}={forced} was set"
+    platform_ok, platform_why = bit_identical
+    if not platform_ok:
+        return "tolerant", f"{platform_why}: training cannot reproduce the stored numbers bit for bit"
+    if not portable.in_force(environ):
+        return "tolerant", (
+            "the portable numerics settings are not in force (run `python3 course.py test`)"
+        )
+    if differences:
+        shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+        return "tolerant", f"installed versions differ from constraints.txt: {shown}"
+    return "strict", f"{platform_why}, portable numerics settings, versions as in constraints.txt"
+
+
+def skeleton(text: str) -> str:
+    """``text`` with every number replaced by ``#`` and runs of spaces made one (table columns
+    shift when a number gets a digit longer)."""
+    return _SPACES.sub(" ", NUMBER.sub("#", text))
+
+
+def numbers_close(stored: str, fresh: str, rtol: float = RTOL, atol: float = ATOL) -> str | None:
+    """Compare the numbers of two texts with the same words, in order.
+
+    Returns None when each fresh number ``f`` lies within ``atol + rtol * |s|`` of its stored
+    ``s``, else a sentence naming the first that does not (or saying the counts differ).
+    """
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    old = [float(x) for x in NUMBER.findall(stored)]
+    new = [float(x) for x in NUMBER.findall(fresh)]
+    if len(old) != len(new):
+        return f"the stored output has {len(old)} numbers, the new one {len(new)}"
+    for index, (s, f) in enumerate(zip(old, new)):
+        if math.isnan(s) and math.isnan(f):
+            continue
+        if not abs(f - s) <= atol + rtol * abs(s):
+            return (
+                f"number {index + 1}: stored {s:g}, got {f:g}; "
+                f"allowed {atol:g} + {rtol:g} x |stored| = {atol + rtol * abs(s):.4g}"
+            )
+    return None
+
+
+def current_mode(root: Path) -> tuple[str, str]:
+    """The mode for this machine and environment, with its reason."""
+    return choose_mode(
+        os.environ,
+        portable.bit_identical_platform(),
+        version_differences(root / "constraints.txt"),
+    )
