@@ -3,11 +3,20 @@
 
     python3 course.py lab      set everything up, then open the course in JupyterLab
     python3 course.py test     set everything up, then run the whole test suite
+                               (or only the files named: course.py test notebooks/04_*.ipynb)
     python3 course.py setup    only set everything up
+    python3 course.py store [NOTEBOOK ...]
+                               re-execute notebooks (all by default), store their outputs and
+                               record their run times (for course authors)
+    python3 course.py lock     record the installed versions in constraints.txt (for authors)
 
 "Set up" makes a virtual environment in .venv/ and installs the course's helper package with
-everything it needs (pyproject.toml). It is idempotent: when pyproject.toml has not changed
-since the last set-up, nothing is installed again.
+everything it needs (pyproject.toml), at the exact versions that produced the stored notebook
+outputs (constraints.txt). It is idempotent: when neither file has changed since the last
+set-up, nothing is installed again.
+
+Every command runs PyTorch under the portable numerics settings (mmcourse/portable.py), so the
+numbers a learner sees are the ones stored in the notebooks on any x86-64 CPU with AVX2.
 """
 
 from __future__ import annotations
@@ -22,11 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".setup-stamp"
+CONSTRAINTS = ROOT / "constraints.txt"
 MIN_PYTHON = (3, 10)
+INSTALL_TARGET = ".[lab,test]"  # the package, editable, with every extra
 
-LINT_PATHS = ["mmcourse", "tests", "notebooks", "scripts", "benchmarks", "course.py"]
+sys.path.insert(0, str(ROOT))
+from mmcourse import portable  # noqa: E402 -- standard library only, found beside this file
+
+LINT_PATHS = ["mmcourse", "tests", "notebooks", "scripts", "benchmarks", "course.py", "conftest.py"]
+TEST_PATHS = ["tests", "notebooks"]
 TEST_COMMAND = [
-    "-m", "pytest", "tests", "notebooks",
+    "-m", "pytest",
     "--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
 ]  # fmt: skip
 
@@ -43,6 +58,7 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
 
 def wanted_stamp() -> str:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update(CONSTRAINTS.read_bytes() if CONSTRAINTS.exists() else b"")
     digest.update(sys.version.encode())
     return digest.hexdigest()
 
@@ -59,31 +75,82 @@ def setup() -> Path:
         print("Set-up is up to date (delete .venv/.setup-stamp to force a reinstall).")
         return python
     run(python, "-m", "pip", "install", "--upgrade", "pip")
-    run(python, "-m", "pip", "install", "-e", ".[lab,test]")
+    pinned = ["-c", CONSTRAINTS] if CONSTRAINTS.exists() else []
+    try:
+        run(python, "-m", "pip", "install", *pinned, "-e", INSTALL_TARGET)
+    except subprocess.CalledProcessError:
+        if not pinned:
+            raise
+        # The recorded versions are not available for this platform or Python (a new Python,
+        # say): install the newest versions pyproject.toml allows. The tests then say which
+        # versions differ and compare training results within tolerances.
+        print(
+            "\nThe versions recorded in constraints.txt cannot be installed here; installing "
+            "the newest allowed versions instead. Stored numbers may differ slightly.\n",
+            flush=True,
+        )
+        run(python, "-m", "pip", "install", "-e", INSTALL_TARGET)
     STAMP.write_text(wanted_stamp())
     return python
 
 
-def test(python: Path, extra: list[str]) -> None:
-    """Lint, then unit tests and the notebooks (nbval, strict) in one pytest run."""
-    env = dict(os.environ, MMCOURSE_PROFILE="fast", PYTHONHASHSEED="0")
+def course_environment(stored_outputs: bool) -> dict[str, str]:
+    """The environment every command runs in.
+
+    ``stored_outputs``: the outputs are compared with, or become, the stored ones (test, store):
+    the portable settings are forced, the profile is ``fast`` and progress bars are off (a
+    stored copy must not show a bar frozen at 0%). Otherwise (lab) a learner's own settings win.
+    """
+    env = dict(os.environ)
     # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
     # slow small training steps down many times over. Results are unchanged.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env.pop("MMCOURSE_DEVICE", None)
+    portable.apply(env, force=stored_outputs)
+    if stored_outputs:
+        env.update(MMCOURSE_PROFILE="fast", PYTHONHASHSEED="0", TQDM_DISABLE="1")
+        env.pop("MMCOURSE_DEVICE", None)
+    return env
+
+
+def test(python: Path, extra: list[str]) -> None:
+    """Lint, then unit tests and the notebooks (nbval) in one pytest run.
+
+    Paths among ``extra`` (``course.py test notebooks/04_image_encoders.ipynb``) replace the
+    default ones; options go to pytest.
+    """
+    env = course_environment(stored_outputs=True)
     run(python, "-m", "ruff", "check", *LINT_PATHS, env=env)
     run(python, "-m", "ruff", "format", "--check", *LINT_PATHS, env=env)
-    run(python, *TEST_COMMAND, *extra, env=env)
+    chosen = [arg for arg in extra if (ROOT / arg.split("::")[0]).exists()]
+    options = [arg for arg in extra if arg not in chosen]
+    run(python, *TEST_COMMAND, *(chosen or TEST_PATHS), *options, env=env)
+
+
+def store(python: Path, extra: list[str]) -> None:
+    """Re-execute notebooks in place and record their run times (scripts/run_notebooks.py)."""
+    run(python, "scripts/run_notebooks.py", *extra, env=course_environment(stored_outputs=True))
+
+
+def lock(python: Path, extra: list[str]) -> None:
+    """Write the installed versions to constraints.txt."""
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--exclude-editable"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    header = [line for line in CONSTRAINTS.read_text().splitlines() if line.startswith("#")]
+    pins = [line for line in frozen.splitlines() if line and not line.startswith("mmcourse")]
+    CONSTRAINTS.write_text("\n".join(header + pins) + "\n")
+    STAMP.write_text(wanted_stamp())
+    print(f"Wrote {len(pins)} versions to {CONSTRAINTS.name}.")
 
 
 def lab(python: Path, extra: list[str]) -> None:
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env = course_environment(stored_outputs=False)
     run(python, "-m", "jupyter", "lab", "notebooks/00_start_here.ipynb", *extra, env=env)
 
 
 def main(argv: list[str]) -> None:
-    commands = {"setup": None, "test": test, "lab": lab}
+    commands = {"setup": None, "test": test, "lab": lab, "store": store, "lock": lock}
     if not argv or argv[0] not in commands:
         sys.exit(__doc__)
     python = setup()

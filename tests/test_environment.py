@@ -71,8 +71,9 @@ def test_no_package_is_declared_twice() -> None:
 
 def test_course_py_installs_every_extra() -> None:
     source = (ROOT / "course.py").read_text()
-    installs = re.findall(r'"pip", "install", "-e", "\.\[([\w,]+)\]"', source)
+    installs = re.findall(r'^INSTALL_TARGET = "\.\[([\w,]+)\]"', source, flags=re.M)
     assert len(installs) == 1, installs
+    assert source.count("INSTALL_TARGET") == 3  # defined once, used by both install commands
     extras = set(installs[0].split(","))
     assert extras == set(pyproject_groups()) - {"learner"}
 
