@@ -28,8 +28,8 @@ from mmcourse import portable
 
 MODE_VARIABLE = "MMCOURSE_NOTEBOOK_MODE"
 MODES = ("strict", "tolerant")
-NUMBERS_TAG = "trained-numbers"
-TEXT_TAG = "trained-text"
+NUMBERS_TAG = "cpu-dependent-numbers"
+TEXT_TAG = "cpu-dependent-text"
 RTOL = 0.10
 """Relative tolerance for a trained cell's numbers in tolerant mode."""
 ATOL = 0.05
@@ -80,7 +80,10 @@ def choose_mode(
         return forced, f"{MODE_VARIABLE}={forced} was set"
     platform_ok, platform_why = bit_identical
     if not platform_ok:
-        return "tolerant", f"{platform_why}: training cannot reproduce the stored numbers bit for bit"
+        return (
+            "tolerant",
+            f"{platform_why}: training cannot reproduce the stored numbers bit for bit",
+        )
     if not portable.in_force(environ):
         return "tolerant", (
             "the portable numerics settings are not in force (run `python3 course.py test`)"
