@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse import config
+from mmcourse import config, portable
 from mmcourse.data import mnist
 
-REQUIRED = ("torch", "torchvision", "matplotlib", "seaborn", "ipywidgets", "tqdm", "numpy")
+REQUIRED = (
+    "torch", "torchvision", "matplotlib", "seaborn", "ipywidgets", "tqdm", "numpy", "sklearn",
+    "sacrebleu",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,21 @@ def compute_finding(device: torch.device) -> Finding:
     return Finding(f"compute on {device.type}", ok, "matrix product correct" if ok else "WRONG")
 
 
+def numerics_finding() -> Finding:
+    """Will this machine print the stored notebooks' numbers exactly? (Never a failure: where
+    it cannot, the numbers differ in the last digits and everything else is the same.)"""
+    platform_ok, why = portable.bit_identical_platform()
+    if not platform_ok:
+        return Finding("same numbers as stored", True, f"close, not identical: {why}")
+    if not portable.in_force():
+        return Finding(
+            "same numbers as stored",
+            True,
+            "close, not identical: the portable settings are off (import mmcourse before torch)",
+        )
+    return Finding("same numbers as stored", True, f"yes: {why}, portable settings in force")
+
+
 def check_environment() -> list[Finding]:
     """Everything: Python, packages, device, data."""
     settings = config.current()
@@ -77,6 +95,7 @@ def check_environment() -> list[Finding]:
     findings.append(Finding("settings", True, str(settings)))
     findings.append(Finding("best device here", True, str(config.get_device())))
     findings.append(compute_finding(settings.device))
+    findings.append(numerics_finding())
     findings += data_findings()
     return findings
 

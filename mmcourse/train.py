@@ -442,7 +442,8 @@ def fit(
             there one at a time, so the data may stay on the CPU.
         seed: seeds the shuffling and torch's global generator (dropout), so a run repeats
             exactly; ``None`` uses the global generator as it is.
-        progress: show one ``tqdm.auto`` bar over the epochs.
+        progress: show one ``tqdm.auto`` bar over the epochs (unless ``TQDM_DISABLE=1`` is set,
+            as it is for the stored copies of the notebooks).
         verbose: print one line per epoch,
             ``epoch  3/10  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9712``.
         max_batches_per_epoch: train on at most this many batches per epoch (a quick trial
@@ -510,7 +511,10 @@ def fit(
     best_checkpoint: float | None = None
     history = History()
     width = len(str(epochs))
-    bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True, disable=not progress)
+    # disable is passed only to switch the bar off: otherwise tqdm's own default applies, which
+    # the environment variable TQDM_DISABLE=1 turns off (the stored notebooks are made so).
+    switch_off = {} if progress else {"disable": True}
+    bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True, **switch_off)
 
     try:
         for epoch in range(1, epochs + 1):

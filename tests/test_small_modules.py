@@ -103,3 +103,21 @@ def test_caption_lengths_and_word_counts(data: C.MNISTCaptions) -> None:
     assert counts == Counter(w for refs in data.captions for c in refs for w in c.split())
     with pytest.raises(ValueError, match="template must be None or in"):
         stats.caption_lengths(data, template=4)
+
+
+def test_doctor_says_whether_numbers_match_the_stored_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmcourse import portable
+
+    monkeypatch.setattr(
+        portable, "bit_identical_platform", lambda: (False, "the processor is arm64")
+    )
+    finding = doctor.numerics_finding()
+    assert finding.ok and finding.detail == "close, not identical: the processor is arm64"
+    monkeypatch.setattr(portable, "bit_identical_platform", lambda: (True, "x86-64 with AVX2"))
+    for name, value in portable.SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    assert doctor.numerics_finding().detail.startswith("yes: x86-64 with AVX2")
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    assert "portable settings are off" in doctor.numerics_finding().detail
