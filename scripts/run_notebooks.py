@@ -10,6 +10,16 @@ outputs must come from (portable numerics, fast profile, no progress bars). Dire
                                                           ... and list the code cells whose outputs
                                                           differ from the stored ones
     python scripts/run_notebooks.py --tables              only rewrite the run-time tables
+    python scripts/run_notebooks.py --tag-from DIR [DIR ...]
+                                                          tag the cells whose outputs differ in
+                                                          copies executed on other CPU code paths
+
+Tagging: execute copies under other CPU code paths (e.g. ``MMCOURSE_PORTABLE=0``, and
+``MMCOURSE_PORTABLE=0 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41``) with ``--out``,
+then ``--tag-from`` those folders: a cell whose words differ gets ``cpu-dependent-text``, one
+whose numbers alone differ gets ``cpu-dependent-numbers``, and where a number moved more than
+the default tolerance allows, a tolerance of its own (twice the largest move seen) in the cell's
+metadata. tests/notebook_modes.py explains how the tests use them.
 
 Run times go to ``notebooks/run_times.json``; every ``<!-- run-time:NN -->...<!-- /run-time -->``
 in README.md and in the notebooks' Markdown is rewritten from it, so no stated time can drift
@@ -57,7 +67,10 @@ def execute(path: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, floa
     """Run one notebook top to bottom in a fresh kernel; returns it and its wall time."""
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
     client.execute()
@@ -71,17 +84,19 @@ def sanitizer() -> list[tuple[re.Pattern[str], str]]:
 
 
 def cell_texts(cell: nbformat.NotebookNode, rules: list[tuple[re.Pattern[str], str]]) -> list[str]:
-    """The text outputs nbval compares (streams and text/* data), sanitized."""
+    """The text outputs nbval compares, sanitized: each stream's text joined (a stream may arrive
+    in chunks, as nbval also allows), then each text/* data value."""
+    streams: dict[str, str] = {}
     texts = []
     for output in cell.get("outputs", []):
-        values = [output.get("text", "")] + [
-            v for k, v in output.get("data", {}).items() if k.startswith("text/")
-        ]
-        for value in values:
-            text = "".join(value) if isinstance(value, list) else value
-            for pattern, replacement in rules:
-                text = pattern.sub(replacement, text)
-            texts.append(text)
+        if output.get("output_type") == "stream":
+            streams[output["name"]] = streams.get(output["name"], "") + "".join(output["text"])
+        for key, value in output.get("data", {}).items():
+            if key.startswith("text/"):
+                texts.append("".join(value) if isinstance(value, list) else value)
+    texts = [streams[name] for name in sorted(streams)] + texts
+    for pattern, replacement in rules:
+        texts = [pattern.sub(replacement, text) for text in texts]
     return texts
 
 
@@ -95,6 +110,50 @@ def differing_cells(stored: nbformat.NotebookNode, fresh: nbformat.NotebookNode)
         for i, (old, new) in enumerate(zip(code_old, code_new))
         if cell_texts(old, rules) != cell_texts(new, rules)
     ]
+
+
+def tag_cpu_dependent(path: Path, variants: list[nbformat.NotebookNode]) -> dict[int, str]:
+    """Re-tag ``path``'s code cells from executed ``variants``; returns {cell: tag} (nbval's
+    numbering) and writes the notebook."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import notebook_modes as modes  # noqa: PLC0415 -- test support, needed only here
+
+    rules = sanitizer()
+    notebook = nbformat.read(path, as_version=4)
+    stored = [c for c in notebook.cells if c.cell_type == "code"]
+    tagged = {}
+    for index, cell in enumerate(stored):
+        tags = [
+            t for t in cell.metadata.get("tags", []) if t not in (modes.NUMBERS_TAG, modes.TEXT_TAG)
+        ]
+        cell.metadata.pop("mmcourse", None)
+        old = "\n".join(cell_texts(cell, rules))
+        tag, atol = None, 0.0
+        for variant in variants:
+            new = "\n".join(
+                cell_texts([c for c in variant.cells if c.cell_type == "code"][index], rules)
+            )
+            if new == old:
+                continue
+            if modes.skeleton(new) != modes.skeleton(old):
+                tag = modes.TEXT_TAG
+                break
+            tag = modes.NUMBERS_TAG
+            pairs = zip(modes.NUMBER.findall(old), modes.NUMBER.findall(new))
+            atol = max(
+                [atol] + [abs(float(b) - float(a)) - modes.RTOL * abs(float(a)) for a, b in pairs]
+            )
+        if tag:
+            tags.append(tag)
+            tagged[index] = tag
+        if tag == modes.NUMBERS_TAG and atol > modes.ATOL / 2:
+            cell.metadata["mmcourse"] = {"atol": round(max(modes.ATOL, 2 * atol), 4)}
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
+    nbformat.write(notebook, path)
+    return tagged
 
 
 def load_record() -> dict:
@@ -151,7 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write executed copies here instead")
     parser.add_argument("--diff", action="store_true", help="with --out: list differing cells")
     parser.add_argument("--tables", action="store_true", help="only rewrite the run-time tables")
+    parser.add_argument("--tag-from", nargs="+", type=Path, metavar="DIR", help="re-tag cells")
     args = parser.parse_args(argv)
+    if args.tag_from:
+        paths = [p.resolve() for p in args.notebooks] or sorted(
+            NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
+        )
+        for path in paths:
+            variants = [nbformat.read(d / path.name, as_version=4) for d in args.tag_from]
+            print(f"{path.name}: {tag_cpu_dependent(path, variants)}")
+        return 0
     if args.tables:
         for path in rewrite_tables():
             print(f"rewrote {path.relative_to(ROOT)}")
@@ -160,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--diff needs --out (the stored notebooks stay the reference)")
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not args.out and (not portable.in_force() or os.environ.get("TQDM_DISABLE") != "1"):
-        parser.error("stored outputs must come from `python3 course.py store` (portable numerics, no progress bars)")
+        parser.error(
+            "stored outputs must come from `python3 course.py store` (portable numerics, no progress bars)"
+        )
     print(f"portable numerics settings in force: {portable.in_force()}", flush=True)
     times: dict[str, float] = {}
     for path in paths:
