@@ -266,21 +266,28 @@ def _upsample(images: torch.Tensor) -> torch.Tensor:
     return rows(rows(images).transpose(1, 2)).transpose(1, 2)
 
 
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    """How many pixels of each ``(H, W)`` mask in ``(M, H, W)`` are set (summed as uint8, ten
+    times faster than a bool sum)."""
+    return mask.contiguous().view(torch.uint8).flatten(1).sum(1, dtype=torch.int32).long()
+
+
 def _erode(mask: torch.Tensor, square: bool) -> torch.Tensor:
-    """Binary erosion of ``(M, H, W)`` by a 3x3 cross or square (outside counts as empty)."""
+    """Binary erosion of 0/1 uint8 images ``(M, H, W)`` by a 3x3 cross or square (outside
+    counts as empty). Shifted slices of uint8: several times faster than pooling or bools."""
     out = mask.clone()
     out[:, 1:] &= mask[:, :-1]
     out[:, :-1] &= mask[:, 1:]
-    out[:, 0] = out[:, -1] = False
+    out[:, 0] = out[:, -1] = 0
     src = out.clone() if square else mask
     out[:, :, 1:] &= src[:, :, :-1]
     out[:, :, :-1] &= src[:, :, 1:]
-    out[:, :, 0] = out[:, :, -1] = False
+    out[:, :, 0] = out[:, :, -1] = 0
     return out
 
 
 def _dilate(mask: torch.Tensor, square: bool) -> torch.Tensor:
-    """Binary dilation of ``(M, H, W)`` by a 3x3 cross or square."""
+    """Binary dilation of 0/1 uint8 images ``(M, H, W)`` by a 3x3 cross or square."""
     out = mask.clone()
     out[:, 1:] |= mask[:, :-1]
     out[:, :-1] |= mask[:, 1:]
@@ -291,49 +298,69 @@ def _dilate(mask: torch.Tensor, square: bool) -> torch.Tensor:
 
 
 def _by_radius(mask: torch.Tensor, radius: torch.Tensor, grow: bool) -> torch.Tensor:
-    """Erode (``grow=False``) or dilate each ``(H, W)`` mask by its own integer ``radius``.
+    """Erode (``grow=False``) or dilate each ``(H, W)`` bool mask by its own integer ``radius``.
 
     The structuring element is an octagon: crosses and squares alternate, the closest a chain
-    of 3x3 steps gets to a disk.
+    of 3x3 steps gets to a disk. Each step works only on the masks whose radius reaches it.
     """
-    out, current = mask.clone(), mask
+    current = mask.contiguous().view(torch.uint8)
+    out = current.clone()
+    active = torch.arange(len(mask))
     for step in range(1, int(radius.max()) + 1 if len(radius) else 1):
+        keep = radius[active] >= step
+        active, current = active[keep], current[keep]
         current = (_dilate if grow else _erode)(current, square=step % 2 == 0)
-        if grow:
-            out |= current & (radius >= step)[:, None, None]
-        else:
-            out = torch.where((radius >= step)[:, None, None], current, out)
-    return out
+        out[active] = current
+    return out.view(torch.bool)
+
+
+# The eight neighbours of a pixel, as (dy, dx), and the bit each one sets in its pattern code.
+_NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+
+
+def _guo_hall_deletable(side: int) -> torch.Tensor:
+    """For each of the 256 neighbourhood patterns: may a stroke pixel with these neighbours be
+    deleted in Guo and Hall's sub-iteration ``side`` (0 or 1)? A lookup table of 256 bools."""
+    codes = torch.arange(256)
+    n, ne, e, se, s, sw, w, nw = ((codes >> bit) & 1 == 1 for bit in range(8))
+    bridges = (
+        (~n & (ne | e)).int()
+        + (~e & (se | s)).int()
+        + (~s & (sw | w)).int()
+        + (~w & (nw | n)).int()
+    )
+    n1 = (nw | n).int() + (ne | e).int() + (se | s).int() + (sw | w).int()
+    n2 = (n | ne).int() + (e | se).int() + (s | sw).int() + (w | nw).int()
+    neighbours = torch.minimum(n1, n2)
+    facing = ((n | ne | ~se) & e) if side == 0 else ((s | sw | ~nw) & w)
+    return (bridges == 1) & (neighbours >= 2) & (neighbours <= 3) & ~facing
+
+
+_DELETABLE = (_guo_hall_deletable(0), _guo_hall_deletable(1))
+
+
+def _neighbour_codes(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel's eight neighbours in ``(M, H, W)`` bool images as one code 0..255 (bit ``k``
+    set when neighbour ``_NEIGHBOURS[k]`` is ink; beyond the border is empty)."""
+    height, width = x.shape[1:]
+    padded = F.pad(x.view(torch.uint8), (1, 1, 1, 1))
+    code = torch.zeros_like(padded[:, 1:-1, 1:-1])
+    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
+        code |= padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] << bit
+    return code.long()
 
 
 def skeleton(mask: torch.Tensor, max_iterations: int = 20) -> torch.Tensor:
     """One-pixel-wide skeletons of binary images ``(M, H, W)`` (Guo and Hall's parallel
     thinning, 1989): strokes are peeled from alternate sides until only their centre lines are
     left. It never splits a shape or removes a stroke's end, so the skeleton has the pieces of
-    the shape."""
+    the shape. Each pixel's neighbourhood is read as one 8-bit code, and a 256-entry table says
+    whether that pattern may be deleted."""
     x = mask.clone()
     for _ in range(max_iterations):
         changed = False
         for side in (0, 1):
-            p = F.pad(x, (1, 1, 1, 1))
-            h, w = x.shape[1:]
-
-            def at(dy: int, dx: int, p: torch.Tensor = p, h: int = h, w: int = w) -> torch.Tensor:
-                return p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-            n, ne, e, se = at(-1, 0), at(-1, 1), at(0, 1), at(1, 1)
-            s, sw, w_, nw = at(1, 0), at(1, -1), at(0, -1), at(-1, -1)
-            bridges = (
-                (~n & (ne | e)).byte()
-                + (~e & (se | s)).byte()
-                + (~s & (sw | w_)).byte()
-                + (~w_ & (nw | n)).byte()
-            )
-            n1 = (nw | n).byte() + (ne | e).byte() + (se | s).byte() + (sw | w_).byte()
-            n2 = (n | ne).byte() + (e | se).byte() + (s | sw).byte() + (w_ | nw).byte()
-            neighbours = torch.minimum(n1, n2)
-            facing = ((n | ne | ~se) & e) if side == 0 else ((s | sw | ~nw) & w_)
-            delete = x & (bridges == 1) & (neighbours >= 2) & (neighbours <= 3) & ~facing
+            delete = x & _DELETABLE[side][_neighbour_codes(x)]
             if delete.any():
                 x &= ~delete
                 changed = True
@@ -398,10 +425,8 @@ def morph_thickness(
     window = framed[index]
     # Bilinear weights at 4x are multiples of 1/8, so this is exact in float32.
     ink = F.interpolate(window[:, None].float(), scale_factor=_UP, mode="bilinear")[:, 0] >= 128
-    area = ink.sum(dim=(1, 2), dtype=torch.int64)
-    edges = (ink[:, 1:] != ink[:, :-1]).sum(dim=(1, 2), dtype=torch.int64) + (
-        ink[:, :, 1:] != ink[:, :, :-1]
-    ).sum(dim=(1, 2), dtype=torch.int64)
+    area = _count(ink)
+    edges = _count(ink[:, 1:] != ink[:, :-1]) + _count(ink[:, :, 1:] != ink[:, :, :-1])
     width = 8.0 * area.double() / (math.pi * edges.clamp_min(1).double())  # in 4x pixels
     out = ink.clone()
     thin = (thickness == THICKNESSES.index("thin")).nonzero().squeeze(1)
@@ -419,9 +444,9 @@ def morph_thickness(
         radius = torch.floor(THICK_GROW / 2 * width[thick] + 0.5).long()
         radius = radius.clamp(1, int(THICK_MAX_RADIUS * _UP))
         out[thick] = _by_radius(ink[thick], radius, grow=True)
-    blocks = out.reshape(m, side, _UP, side, _UP).sum(dim=(2, 4), dtype=torch.int32)
+    # The mean of 16 zeros and ones is exact in float32.
     morphed = torch.zeros(m, size, size)
-    morphed[index] = blocks.float() / (_UP * _UP)
+    morphed[index] = F.avg_pool2d(out[:, None].float(), _UP)[:, 0]
     result[changed] = morphed
     return result
 
