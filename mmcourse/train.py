@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from mmcourse import utils
 from mmcourse._validate import check_int, is_int
 
 Batch = tuple[Tensor, ...]
@@ -511,10 +511,7 @@ def fit(
     best_checkpoint: float | None = None
     history = History()
     width = len(str(epochs))
-    # disable is passed only to switch the bar off: otherwise tqdm's own default applies, which
-    # the environment variable TQDM_DISABLE=1 turns off (the stored notebooks are made so).
-    switch_off = {} if progress else {"disable": True}
-    bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True, **switch_off)
+    bar = utils.progress(total=epochs, desc="fit", unit="epoch", leave=True, disable=not progress)
 
     try:
         for epoch in range(1, epochs + 1):

@@ -1,10 +1,14 @@
-"""Small notebook conveniences: showing an expected error, timing a step."""
+"""Small notebook conveniences: showing an expected error, timing a step, a progress bar."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from tqdm.auto import tqdm
 
 
 @contextmanager
@@ -40,3 +44,20 @@ def timer(label: str = "wall time") -> Iterator[None]:
     start = time.perf_counter()
     yield
     print(f"{label}: {time.perf_counter() - start:.1f} s")
+
+
+def progress_hidden() -> bool:
+    """Whether progress bars are switched off: ``TQDM_DISABLE`` set to anything but ``0``,
+    ``false`` or an empty string (the stored copies of the notebooks are made so)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+
+
+def progress(iterable: Iterable[Any] | None = None, **options: Any) -> tqdm:
+    """A ``tqdm.auto`` progress bar that honours ``TQDM_DISABLE``.
+
+    tqdm's notebook bars ignore that variable, so a notebook executed to be stored would keep a
+    bar frozen at 0 %; this one is simply not shown then. ``options`` go to ``tqdm``.
+    """
+    if progress_hidden():
+        options["disable"] = True
+    return tqdm(iterable, **options)

@@ -7,13 +7,13 @@ installs exactly what learners need: the package with no extras.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+import sync_notebook_headers as sync  # scripts/ is on pytest's pythonpath
 from test_environment import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,18 +24,6 @@ PIP_LINE = "%pip install -q -e /content/course"
 # GitHub repositories other than the course that its texts may link to (none yet).
 OTHER_PROJECTS: set[str] = set()
 GITHUB_LINK = re.compile(r"(?:github\.com|colab\.research\.google\.com/github)/([\w.-]+/[\w.-]+)")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "sync_notebook_headers", ROOT / "scripts" / "sync_notebook_headers.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = load_script()
 
 
 def pyproject_url() -> str:

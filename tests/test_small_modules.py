@@ -121,3 +121,21 @@ def test_doctor_says_whether_numbers_match_the_stored_ones(
     assert doctor.numerics_finding().detail.startswith("yes: x86-64 with AVX2")
     monkeypatch.setenv("MKL_CBWR", "AUTO")
     assert "portable settings are off" in doctor.numerics_finding().detail
+
+
+@pytest.mark.parametrize(
+    ("value", "hidden"), [("1", True), ("True", True), ("0", False), ("", False)]
+)
+def test_progress_bars_honour_tqdm_disable(
+    monkeypatch: pytest.MonkeyPatch, value: str, hidden: bool
+) -> None:
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    assert utils.progress_hidden() is hidden
+    bar = utils.progress(range(3), desc="x")
+    assert bar.disable is hidden
+    assert list(bar) == [0, 1, 2]
+
+
+def test_progress_keeps_an_explicit_disable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert utils.progress(range(2), disable=True).disable
