@@ -110,18 +110,27 @@ def has_avx2() -> bool:
 
 
 def bit_identical_platform(
-    machine: str | None = None, avx2: bool | None = None
+    machine: str | None = None, avx2: bool | None = None, system: str | None = None
 ) -> tuple[bool, str]:
     """Can this machine reproduce the stored numbers bit for bit? Returns ``(yes, why)``.
 
-    Yes on x86-64 with AVX2 (any vendor, with or without AVX-512) under :data:`SETTINGS`.
-    ``machine`` and ``avx2`` default to this machine's; pass them to ask about another.
+    Yes on Linux on x86-64 with AVX2 (any vendor, with or without AVX-512) under
+    :data:`SETTINGS`: the platform the stored notebooks come from, whose torch wheels are built
+    alike. Windows' torch is compiled by another compiler, which may order float operations
+    differently, and macOS has no x86-64 torch builds of the recorded version: not promised.
+    ``machine``, ``avx2`` and ``system`` default to this machine's; pass them to ask about another.
     """
     machine = platform.machine() if machine is None else machine
+    system = platform.system() if system is None else system
     if not is_x86_64(machine):
         return False, f"the processor is {machine or 'unknown'}, not x86-64"
+    if system != "Linux":
+        return (
+            False,
+            f"the system is {system or 'unknown'}, not Linux (torch is built differently there)",
+        )
     if avx2 is None:
         avx2 = has_avx2()
     if not avx2:
         return False, "this x86-64 processor has no AVX2"
-    return True, "x86-64 with AVX2"
+    return True, "Linux on x86-64 with AVX2"

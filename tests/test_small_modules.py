@@ -115,10 +115,12 @@ def test_doctor_says_whether_numbers_match_the_stored_ones(
     )
     finding = doctor.numerics_finding()
     assert finding.ok and finding.detail == "close, not identical: the processor is arm64"
-    monkeypatch.setattr(portable, "bit_identical_platform", lambda: (True, "x86-64 with AVX2"))
+    monkeypatch.setattr(
+        portable, "bit_identical_platform", lambda: (True, "Linux on x86-64 with AVX2")
+    )
     for name, value in portable.SETTINGS.items():
         monkeypatch.setenv(name, value)
-    assert doctor.numerics_finding().detail.startswith("yes: x86-64 with AVX2")
+    assert doctor.numerics_finding().detail.startswith("yes: Linux on x86-64 with AVX2")
     monkeypatch.setenv("MKL_CBWR", "AUTO")
     assert "portable settings are off" in doctor.numerics_finding().detail
 
