@@ -7,6 +7,7 @@ The run's first lines say which mode was used and why.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import notebook_modes  # tests/ is on pytest's pythonpath (pyproject.toml)
@@ -14,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 MODE, REASON = notebook_modes.current_mode(ROOT)
+# The stored notebooks hold no progress bars; the kernels nbval starts inherit this.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
