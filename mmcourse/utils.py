@@ -58,6 +58,7 @@ def progress(iterable: Iterable[Any] | None = None, **options: Any) -> tqdm:
     tqdm's notebook bars ignore that variable, so a notebook executed to be stored would keep a
     bar frozen at 0 %; this one is simply not shown then. ``options`` go to ``tqdm``.
     """
-    if progress_hidden():
-        options["disable"] = True
+    # Always passed: tqdm's own default for ``disable`` was fixed from the environment when it
+    # was imported, and a test or a learner may change the environment later.
+    options["disable"] = progress_hidden() or bool(options.get("disable", False))
     return tqdm(iterable, **options)

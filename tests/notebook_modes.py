@@ -30,10 +30,13 @@ MODE_VARIABLE = "MMCOURSE_NOTEBOOK_MODE"
 MODES = ("strict", "tolerant")
 NUMBERS_TAG = "cpu-dependent-numbers"
 TEXT_TAG = "cpu-dependent-text"
-RTOL = 0.10
-"""Relative tolerance for a trained cell's numbers in tolerant mode."""
-ATOL = 0.05
-"""Absolute tolerance: accuracies are fractions, so 0.05 is five percentage points."""
+RTOL = 0.25
+"""Relative tolerance for a trained cell's numbers in tolerant mode. Training for a few epochs
+is chaotic: on a third CPU code path an accuracy logged after epoch 2 moved from 0.61 to 0.42,
+and a share of correct captions from 15.2 % to 12.4 %, though both runs end equally good. The
+tolerances catch a notebook that no longer learns, not the last digits."""
+ATOL = 0.10
+"""Absolute tolerance, added to the relative one (accuracies are fractions: 0.1 is ten points)."""
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _SPACES = re.compile(r"[ \t]+")

@@ -144,7 +144,10 @@ def test_package_imports_only_what_learners_install() -> None:
 
 
 def test_tests_import_only_what_the_test_extra_installs() -> None:
-    local = {"tests"} | {path.stem for path in (ROOT / "tests").glob("*.py")}  # conftest, ...
+    # the tests' own helpers (conftest, ...) and the scripts they test (on pytest's pythonpath)
+    local = {"tests"} | {
+        p.stem for folder in ("tests", "scripts") for p in (ROOT / folder).glob("*.py")
+    }
     imports = [item for item in file_imports("tests") if item.module not in local]
     test_extra = {normalize(name) for name in pyproject_groups()["test"]}
     problems = missing(imports, learner_distributions() | test_extra)
