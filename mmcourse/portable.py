@@ -82,9 +82,8 @@ def apply_before_torch() -> bool:
     Returns True when the settings are in force for this process's libraries, False when torch
     was imported first without them (it has read its environment already).
     """
-    if "torch" in sys.modules:
-        return in_force()
-    apply(os.environ)
+    if "torch" not in sys.modules:
+        apply(os.environ)
     return in_force()
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import functools
 import json
 import os
 import platform
@@ -48,7 +49,9 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 BUDGET_SECONDS = 180
 MARKER = re.compile(r"<!-- run-time:(\d\d) -->(.*?)<!-- /run-time -->")
 
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import notebook_modes as modes  # noqa: E402 -- the tags and tolerances the tests use
+
 from mmcourse import portable  # noqa: E402
 
 
@@ -77,6 +80,7 @@ def execute(path: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, floa
     return notebook, time.perf_counter() - start
 
 
+@functools.cache
 def sanitizer() -> list[tuple[re.Pattern[str], str]]:
     parser = configparser.ConfigParser()
     parser.read(SANITIZE)
@@ -115,9 +119,6 @@ def differing_cells(stored: nbformat.NotebookNode, fresh: nbformat.NotebookNode)
 def tag_cpu_dependent(path: Path, variants: list[nbformat.NotebookNode]) -> dict[int, str]:
     """Re-tag ``path``'s code cells from executed ``variants``; returns {cell: tag} (nbval's
     numbering) and writes the notebook."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import notebook_modes as modes  # noqa: PLC0415 -- test support, needed only here
-
     rules = sanitizer()
     notebook = nbformat.read(path, as_version=4)
     stored = [c for c in notebook.cells if c.cell_type == "code"]
