@@ -39,18 +39,14 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from mmcourse.data.mnist import load_mnist, to_float  # noqa: E402
-from mmcourse.digits import (  # noqa: E402
-    RECIPE,
-    DigitNet,
-    epochs_to_reach,
-    train_digit_classifier,
-)
-from mmcourse.models.inspect import count_macs, count_params  # noqa: E402
+from mmcourse.data.mnist import load_mnist, to_float
+from mmcourse.digits import RECIPE, epochs_to_reach, train_digit_classifier
+from mmcourse.models.image import DigitNet
+from mmcourse.models.introspect import count_macs, count_parameters
 
 
 class ExamplesNet(nn.Module):
@@ -130,7 +126,7 @@ def main() -> None:
     )
     model = DigitNet(RECIPE.channels)
     print(
-        f"recipe: DigitNet{RECIPE.channels} ({count_params(model):,} parameters, "
+        f"recipe: DigitNet{RECIPE.channels} ({count_parameters(model):,} parameters, "
         f"{count_macs(model, x_test[:1]) / 1e6:.2f} M MACs per digit), AdamW + one-cycle, "
         f"peak lr {args.lr}, batch {args.batch_size}, channels_last, shift {args.max_shift} px, "
         f"{args.epochs} epoch(s)"

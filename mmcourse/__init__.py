@@ -1,21 +1,23 @@
 """mmcourse: the helper package of the course *Multimodal AI with PyTorch*.
 
-Modules, in the order data flows through them:
+Modules, layer by layer (a module imports only from its own layer or those below; the picture
+is in CONTRIBUTING.md):
 
-- :mod:`mmcourse.config`         seeds, device, the ``fast``/``full`` profile, thread count
-- :mod:`mmcourse.portable`       the settings that make CPU numbers the same on every x86-64 CPU
-- :mod:`mmcourse.data.mnist`     find, verify and load MNIST (full or the bundled subset)
-- :mod:`mmcourse.data.captions`  MNIST-Captions: canvases, captions, ground truth, Q/A, splits
-- :mod:`mmcourse.data.stats`     counting what a dataset holds
-- :mod:`mmcourse.text`           vocabulary and tokenizer
-- :mod:`mmcourse.models`         image and text encoders, fusion, dual encoder, captioner
-- :mod:`mmcourse.joint`          the joint layer Z = W_X X' + W_Y Y', cosine geometry
-- :mod:`mmcourse.losses`         cross-entropy, CLIP InfoNCE, triplet, sequence loss
-- :mod:`mmcourse.train`          one training loop, early stopping, checkpoints
-- :mod:`mmcourse.decode`         greedy decoding
-- :mod:`mmcourse.metrics`        accuracy, P/R/F1, confusion, BLEU, recall@K
-- :mod:`mmcourse.viz`            figures; :mod:`mmcourse.checks` exercise self-checks
-- :mod:`mmcourse.concepts`, :mod:`mmcourse.course`, :mod:`mmcourse.doctor`, :mod:`mmcourse.utils`
+0. :mod:`mmcourse.config` (seeds, device, profile, threads), :mod:`mmcourse.portable` (the
+   same CPU numbers on every x86-64 CPU), :mod:`mmcourse.utils`, ``mmcourse._validate``
+   (the argument checks every module shares)
+1. :mod:`mmcourse.vocab` (tokenizer, vocabulary), :mod:`mmcourse.data` (MNIST, MNIST-Captions,
+   VQA examples, text tasks, statistics)
+2. :mod:`mmcourse.losses`, :mod:`mmcourse.metrics`
+3. :mod:`mmcourse.models` -- image and text encoders, fusions (``fusion``, ``film``,
+   ``cross_attention``), VQA models, dual encoder, captioner; ``introspect`` looks inside any
+   model
+4. :mod:`mmcourse.train` (one training loop, early stopping, checkpoints),
+   :mod:`mmcourse.decode` (greedy decoding)
+5. chapter material and pictures: :mod:`mmcourse.digits`, :mod:`mmcourse.joint`,
+   :mod:`mmcourse.article`, :mod:`mmcourse.concepts`, :mod:`mmcourse.chapters`,
+   :mod:`mmcourse.viz`, :mod:`mmcourse.doctor`, ...
+6. :mod:`mmcourse.checks` -- the exercises' self-checks
 
 Sub-modules are imported on demand, so ``import mmcourse`` stays fast.
 """

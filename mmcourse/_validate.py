@@ -14,11 +14,18 @@ from numbers import Integral, Real
 import torch
 
 __all__ = [
+    "check_callable",
+    "check_choice",
+    "check_float",
+    "check_index_range",
+    "check_indices",
     "check_int",
+    "check_module",
     "check_no_nan",
     "check_nonnegative",
     "check_positive",
     "check_probability",
+    "check_same_batch",
     "check_sizes",
     "check_tensor",
     "is_int",
@@ -38,27 +45,39 @@ def is_int(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = None) -> int:
-    """``value`` must be an int in ``minimum..maximum`` (no upper bound if ``maximum`` is None)."""
+def check_int(value: object, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` must be an int in ``minimum..maximum`` (no bound where one is None)."""
     if maximum is not None:
         want = f"an int in {minimum}..{maximum}"
+    elif minimum is None:
+        want = "an int"
     else:
         want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
     if not is_int(value):
         raise TypeError(f"{name} must be {want}, got {_got(value)}")
-    if value < minimum or (maximum is not None and value > maximum):
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
-def check_sizes(values: object, name: str) -> tuple[int, ...]:
-    """``values`` must be a non-empty tuple (or list) of positive ints, e.g. conv widths."""
-    want = "a non-empty tuple of positive ints"
+def check_sizes(values: object, name: str, length: int | None = None) -> tuple[int, ...]:
+    """``values`` must be a non-empty tuple (or list) of positive ints, e.g. conv widths;
+    exactly ``length`` of them if given, e.g. 2 for ``(height, width)``."""
+    want = f"a tuple of {length} positive ints" if length else "a non-empty tuple of positive ints"
     if not isinstance(values, tuple | list) or not all(is_int(v) for v in values):
         raise TypeError(f"{name} must be {want}, got {_got(values)}")
-    if len(values) == 0 or min(values) < 1:
+    if len(values) == 0 or min(values) < 1 or (length is not None and len(values) != length):
         raise ValueError(f"{name} must be {want}, got {values!r}")
     return values  # type: ignore[return-value]
+
+
+def check_choice(value: object, name: str, choices: tuple) -> object:
+    """``value`` must be one of ``choices``, e.g. ``average`` one of ``("macro", "micro")``."""
+    if value not in choices:
+        kinds = {type(choice) for choice in choices}
+        error = ValueError if type(value) in kinds else TypeError
+        raise error(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def _check_real(value: object, name: str, want: str) -> float:
@@ -101,9 +120,86 @@ def check_tensor(x: object, name: str, what: str = "") -> torch.Tensor:
     return x
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _shape_text(shape: tuple[int | str, ...]) -> str:
+    return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_shape(
+    x: object, name: str, shape: tuple[int | str, ...], kind: str, ok: bool, hint: str = ""
+) -> None:
+    check_tensor(x, name, f"of {kind}s {_shape_text(shape)}")
+    fits = x.dim() == len(shape) and all(
+        isinstance(size, str) or x.shape[i] == size for i, size in enumerate(shape)
+    )
+    if not (fits and ok):
+        raise ValueError(
+            f"{name} must be {_article(kind)} {kind} tensor of shape {_shape_text(shape)}, "
+            f"got shape {tuple(x.shape)} and dtype {x.dtype}{hint if not ok else ''}"
+        )
+
+
+def check_float(x: object, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
+    """``x`` must be a float tensor of ``shape``: one entry per dimension, the size where it is
+    fixed and a letter where any size goes, e.g. ``("B", 64)`` for a batch of 64-vectors.
+
+    >>> check_float(torch.zeros(2, 3), "x", ("B", 3)).shape
+    torch.Size([2, 3])
+    >>> check_float(torch.zeros(2, 4), "x", ("B", 3))
+    Traceback (most recent call last):
+    ValueError: x must be a float tensor of shape (B, 3), got shape (2, 4) and dtype torch.float32
+    """
+    _check_shape(x, name, shape, "float", isinstance(x, torch.Tensor) and x.is_floating_point())
+    return x  # type: ignore[return-value]
+
+
+def check_indices(x: object, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
+    """``x`` must be an integer tensor (class or token indices, not bool) of ``shape`` (as in
+    :func:`check_float`)."""
+    ok = isinstance(x, torch.Tensor) and not x.is_floating_point() and x.dtype != torch.bool
+    hint = "; convert float labels with .long(), one-hot rows with .argmax(-1)"
+    _check_shape(x, name, shape, "integer", ok and not x.is_complex(), hint)
+    return x  # type: ignore[return-value]
+
+
+def check_index_range(x: torch.Tensor, name: str, high: int, what: str = "classes") -> None:
+    """Every entry of the integer tensor ``x`` must lie in ``0..high - 1``, e.g. class ids
+    below the number of classes (an empty ``x`` passes)."""
+    if x.numel() and (x.min() < 0 or x.max() >= high):
+        raise ValueError(
+            f"{name} must hold {what} in 0..{high - 1}, got min {int(x.min())}, max {int(x.max())}"
+        )
+
+
+def check_same_batch(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """``a`` and ``b`` must hold the same number of examples (first dimension)."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{name_a} and {name_b} must hold the same number of examples, got batch sizes "
+            f"{a.shape[0]} and {b.shape[0]}"
+        )
+
+
 def check_no_nan(x: torch.Tensor, name: str) -> torch.Tensor:
     """A float tensor of scores must hold no NaN (its argmax, ranks and losses would be
     meaningless, silently)."""
     if x.is_floating_point() and torch.isnan(x).any():
         raise ValueError(f"{name} holds NaN; every score must be a number")
+    return x
+
+
+def check_module(x: object, name: str = "model") -> torch.nn.Module:
+    """``x`` must be a ``torch.nn.Module``."""
+    if not isinstance(x, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {_got(x)}")
+    return x
+
+
+def check_callable(x: object, name: str) -> object:
+    """``x`` must be callable, e.g. a loss function."""
+    if not callable(x):
+        raise TypeError(f"{name} must be callable, got {_got(x)}")
     return x

@@ -439,7 +439,7 @@ def caption_log_likelihood(
 
     Args:
         logits: ``(N, slots, sum(classes))``: for each image and slot, the logits of each
-            attribute side by side (what :class:`mmcourse.models.fusion.SlotAttributeHead`
+            attribute side by side (what :class:`mmcourse.models.vqa.SlotAttributeHead`
             returns).
         truth: long ``(M, slots, len(classes))``: what each caption says about each slot, as
             class ids (``mmcourse.data.vqa.slot_targets`` encoding: 0 = empty slot).

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from mmcourse._validate import check_no_nan
-from mmcourse.text import BOS_ID, EOS_ID, PAD_ID
+from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 @runtime_checkable
@@ -110,7 +110,7 @@ def greedy_decode(
         model: offers ``init_state`` and ``step`` (:class:`StepModel`).
         images: the inputs ``init_state`` takes, batch first: ``(B, C, H, W)``.
         max_len: most tokens generated per row, ``<eos>`` included (at least 1).
-        bos_id, eos_id, pad_id: the special tokens (defaults from :mod:`mmcourse.text`).
+        bos_id, eos_id, pad_id: the special tokens (defaults from :mod:`mmcourse.vocab`).
 
     Returns:
         LongTensor ``(B, L)`` with ``L <= max_len``: the generated tokens without the

@@ -2,7 +2,7 @@
 
 The recipe, chosen by measuring on two CPU cores (see ``benchmarks/bench_mnist_classifier.py``):
 
-- **model** (:class:`DigitNet`): the article's three-block shape (3x3 conv -> ReLU -> 2x2
+- **model** (:class:`~mmcourse.models.image.DigitNet`): the article's three-block shape (3x3 conv -> ReLU -> 2x2
   max-pool, three times; 28 -> 14 -> 7 -> 3 pixels), but narrower (16, 32, 64 channels instead
   of 64, 128, 256, about 15 times fewer multiply-accumulates) and with batch normalisation
   after every convolution, then one linear layer on the 64 * 3 * 3 = 576 features;
@@ -26,62 +26,24 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse._validate import (
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_tensor,
+)
 from mmcourse.data.mnist import to_float
 from mmcourse.metrics import accuracy
-from mmcourse.models.image import check_images, conv_block
-from mmcourse.train import History, batches, evaluate
-
-
-class DigitNet(nn.Module):
-    """The recipe's CNN: ``len(channels)`` conv blocks with batch norm, flatten, one linear layer.
-
-    Each block is 3x3 conv (padding 1, no bias) -> BatchNorm -> ReLU -> 2x2 max-pool
-    (:func:`mmcourse.models.image.conv_block`), so with three blocks a 1x28x28 digit becomes
-    ``channels[-1] x 3 x 3`` feature maps. ``blocks.0``, ``blocks.1``, ... name the blocks
-    (handy for :func:`mmcourse.models.inspect.capture_output`).
-    """
-
-    def __init__(
-        self,
-        channels: tuple[int, ...] = (16, 32, 64),
-        num_classes: int = 10,
-        in_channels: int = 1,
-        image_size: int = 28,
-    ) -> None:
-        super().__init__()
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(
-                f"channels must be a non-empty tuple of positive ints, got {channels!r}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        side = image_size
-        for _ in channels:
-            side //= 2
-        if side < 1:
-            raise ValueError(
-                f"image_size {image_size} is too small for {len(channels)} pooling blocks "
-                f"(each halves the side); it must be at least {2 ** len(channels)}"
-            )
-        self.in_channels = in_channels
-        self.image_size = image_size
-        widths = (in_channels, *channels)
-        self.blocks = nn.Sequential(
-            *(conv_block(a, b, batch_norm=True) for a, b in zip(widths, widths[1:]))
-        )
-        self.flatten = nn.Flatten()
-        self.head = nn.Linear(channels[-1] * side * side, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, image_size, image_size)`` -> logits ``(B, num_classes)``."""
-        check_images(x, self.in_channels)
-        return self.head(self.flatten(self.blocks(x)))
+from mmcourse.models.image import DigitNet, check_images
+from mmcourse.train import History, evaluate, fit
 
 
 @dataclass(frozen=True)
@@ -132,8 +94,7 @@ def random_shift(
 
 def _as_inputs(images: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 ``(N, 28, 28)`` -> normalised float ``(N, 1, 28, 28)``; float ``(N, 1, H, W)`` kept."""
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    check_tensor(images, name)
     if images.dtype == torch.uint8:
         if images.dim() != 3:
             raise ValueError(
@@ -145,16 +106,105 @@ def _as_inputs(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _as_labels(labels: torch.Tensor, n: int, name: str) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
-        got = (
-            f"{labels.dtype} {tuple(labels.shape)}"
-            if isinstance(labels, torch.Tensor)
-            else type(labels).__name__
+    check_tensor(labels, name, "of int64 class indices (N,)")
+    if labels.dtype != torch.int64 or labels.dim() != 1:
+        raise ValueError(
+            f"{name} must be an int64 tensor of shape (N,), got {labels.dtype} "
+            f"{tuple(labels.shape)}"
         )
-        raise ValueError(f"{name} must be an int64 tensor of shape (N,), got {got}")
     if labels.shape[0] != n:
         raise ValueError(f"{name} has {labels.shape[0]} labels for {n} images")
     return labels
+
+
+def _check_recipe(
+    epochs: int, batch_size: int, lr: float, weight_decay: float, pct_start: float
+) -> None:
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size", minimum=2)  # batch norm needs two rows
+    check_positive(lr, "lr")
+    check_nonnegative(weight_decay, "weight_decay")
+    if not 0 < check_positive(pct_start, "pct_start") < 1:
+        raise ValueError(f"pct_start must be between 0 and 1, got {pct_start!r}")
+
+
+def _steps_per_epoch(n: int, batch_size: int, epochs: int, pct_start: float) -> int:
+    """Whole batches in ``n`` images (the ragged last one is left out), checked against the
+    one-cycle schedule's needs."""
+    if n < batch_size:
+        raise ValueError(f"need at least one full batch: {n} images < batch_size {batch_size}")
+    steps = n // batch_size
+    if min(pct_start, 1 - pct_start) * epochs * steps < 2:
+        raise ValueError(
+            f"too few steps for the one-cycle schedule: {epochs * steps} steps with "
+            f"pct_start={pct_start} leave under 2 steps to warm up or to anneal; use more "
+            "images or epochs, or a smaller batch_size"
+        )
+    return steps
+
+
+class _Stopwatch:
+    """Wall-clock and CPU seconds, summed over the stretches between :meth:`start` and
+    :meth:`stop` (a GPU is synchronised first, so its queued work is counted)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.wall, self.cpu = device, 0.0, 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        self._sync()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self._sync()
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+
+def _recipe_forward(
+    layout: torch.memory_format, max_shift: int, generator: torch.Generator
+) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`fit`'s ``forward`` for the recipe: batches in ``layout``, shifted while training."""
+
+    def forward(net: nn.Module, batch: tuple[torch.Tensor, ...]):
+        x = random_shift(batch[0], max_shift, generator) if max_shift and net.training else batch[0]
+        return net(x.contiguous(memory_format=layout)), batch[1]
+
+    return forward
+
+
+def _test_and_time(
+    model: nn.Module,
+    test_data: tuple[torch.Tensor, torch.Tensor] | None,
+    forward: Callable,
+    clock: _Stopwatch,
+    record_time: bool,
+    name: str = "test",
+) -> Callable[[dict[str, float]], None]:
+    """:func:`fit`'s ``on_epoch_end``: add the loss and accuracy on ``test_data`` (as
+    ``{name}_loss`` and ``{name}_accuracy``) and the training time so far, evaluation
+    excluded, to each epoch's record."""
+
+    def report(record: dict[str, float]) -> None:
+        clock.stop()  # evaluation is not training time
+        if test_data is not None:
+            result = evaluate(
+                model,
+                test_data,
+                loss_fn=F.cross_entropy,
+                metrics={"accuracy": accuracy},
+                batch_size=1000,
+                forward=forward,
+            )
+            record[f"{name}_loss"], record[f"{name}_accuracy"] = result["loss"], result["accuracy"]
+        if record_time:
+            record["train_seconds"], record["train_cpu_seconds"] = clock.wall, clock.cpu
+        clock.start()
+
+    return report
 
 
 def train_digit_classifier(
@@ -174,15 +224,17 @@ def train_digit_classifier(
     seed: int = 0,
     device: torch.device | str | None = None,
     record_time: bool = False,
+    eval_name: str = "test",
 ) -> tuple[nn.Module, History]:
-    """Train a digit classifier with the recipe (see the module docstring).
+    """Train a digit classifier with the recipe (see the module docstring), with :func:`fit`.
 
     Args:
         images: training digits, uint8 ``(N, 28, 28)`` (normalised here with
             :func:`mmcourse.data.mnist.to_float`) or float ``(N, 1, 28, 28)`` already normalised.
         labels: int64 ``(N,)`` class indices.
-        test_images, test_labels: evaluated at the end of every epoch (both or neither); never
-            used to choose anything, only reported.
+        test_images, test_labels: evaluated at the end of every epoch (both or neither), as
+            ``{eval_name}_loss`` and ``{eval_name}_accuracy``: pass validation digits with
+            ``eval_name="val"`` to watch training, test digits only to report.
         epochs: passes over the training set; the one-cycle schedule spans all of them.
         model: the network to train; default a fresh :class:`DigitNet` with the recipe's
             channels. Any module mapping ``(B, 1, 28, 28)`` to ``(B, 10)`` logits works (e.g.
@@ -190,10 +242,12 @@ def train_digit_classifier(
         batch_size, lr, weight_decay, pct_start: mini-batch size, peak learning rate of
             AdamW, its weight decay, and the fraction of steps spent warming up.
         max_shift: if > 0, shift every training batch by random offsets of up to this many
-            pixels (:func:`random_shift`), a light augmentation.
+            pixels (:func:`random_shift`, offsets from their own generator seeded with
+            ``seed``), a light augmentation.
         channels_last: store weights and batches as NHWC (faster on CPUs).
         seed: seeds the initial weights (torch's global generator) and the batch order.
         device: where to train (default: the CPU); the data is moved there once.
+        eval_name: the prefix of the evaluated set's columns, ``"test"`` or ``"val"``.
         record_time: add ``train_seconds`` (wall-clock seconds spent in training steps so
             far, evaluation excluded) and ``train_cpu_seconds`` (the CPU time this process
             used meanwhile, all threads together) to each epoch's record.
@@ -201,110 +255,52 @@ def train_digit_classifier(
     Returns:
         ``(model, history)``: the trained model in eval mode, and a
         :class:`mmcourse.train.History` with per-epoch ``epoch``, ``train_loss``, ``lr`` (the
-        learning rate at the epoch's last step) and, with test data, ``test_loss`` and
+        learning rate after the epoch's last step) and, with test data, ``test_loss`` and
         ``test_accuracy``.
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int >= 2 (batch norm needs 2), got {batch_size!r}")
-    if not lr > 0 or not weight_decay >= 0:
-        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr!r} and {weight_decay!r}")
-    if not 0 < pct_start < 1:
-        raise ValueError(f"pct_start must be between 0 and 1, got {pct_start!r}")
+    _check_recipe(epochs, batch_size, lr, weight_decay, pct_start)
+    check_choice(eval_name, "eval_name", ("test", "val"))
     if (test_images is None) != (test_labels is None):
         raise ValueError("pass both test_images and test_labels, or neither")
     x_train = _as_inputs(images, "images")
     y_train = _as_labels(labels, x_train.shape[0], "labels")
-    if x_train.shape[0] < batch_size:
-        raise ValueError(
-            f"need at least one full batch: {x_train.shape[0]} images < batch_size {batch_size}"
-        )
-    steps_per_epoch = x_train.shape[0] // batch_size  # the ragged last batch is dropped
-    total_steps = epochs * steps_per_epoch
-    if min(pct_start, 1 - pct_start) * total_steps < 2:
-        raise ValueError(
-            f"too few steps for the one-cycle schedule: {total_steps} steps with "
-            f"pct_start={pct_start} leave under 2 steps to warm up or to anneal; use more "
-            "images or epochs, or a smaller batch_size"
-        )
+    steps = _steps_per_epoch(x_train.shape[0], batch_size, epochs, pct_start)
+    device = torch.device(device) if device is not None else torch.device("cpu")
     test_data = None
     if test_images is not None:
-        x_test = _as_inputs(test_images, "test_images")
-        test_data = (x_test, _as_labels(test_labels, x_test.shape[0], "test_labels"))
-
-    device = torch.device(device) if device is not None else torch.device("cpu")
+        x_test = _as_inputs(test_images, "test_images").to(device)
+        test_data = (x_test, _as_labels(test_labels, x_test.shape[0], "test_labels").to(device))
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    if model is None:
-        model = DigitNet(RECIPE.channels)
-    model = model.to(device, memory_format=layout)
-    x_train, y_train = x_train.to(device), y_train.to(device)
-    if test_data is not None:
-        test_data = (test_data[0].to(device), test_data[1].to(device))
-
+    model = (model if model is not None else DigitNet(RECIPE.channels)).to(
+        device, memory_format=layout
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=total_steps, pct_start=pct_start
+        optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=pct_start
     )
-
-    def forward(net: nn.Module, batch: tuple[torch.Tensor, ...]):
-        return net(batch[0].contiguous(memory_format=layout)), batch[1]
-
-    history = History()
-    train_seconds = train_cpu_seconds = 0.0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        _synchronize(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for x, y in batches(
-            x_train,
-            y_train,
-            batch_size=batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=True,
-        ):
-            if max_shift:
-                x = random_shift(x, max_shift, generator)
-            loss = F.cross_entropy(model(x.contiguous(memory_format=layout)), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.detach()
-        record: dict[str, float] = {
-            "epoch": epoch,
-            "train_loss": total.item() / steps_per_epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        _synchronize(device)
-        train_seconds += time.perf_counter() - start
-        train_cpu_seconds += time.process_time() - cpu_start
-        if test_data is not None:
-            result = evaluate(
-                model,
-                test_data,
-                loss_fn=F.cross_entropy,
-                metrics={"accuracy": accuracy},
-                batch_size=1000,
-                forward=forward,
-                device=device,
-            )
-            record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
-        if record_time:
-            record["train_seconds"] = train_seconds
-            record["train_cpu_seconds"] = train_cpu_seconds
-        history.records.append(record)
-    model.eval()
+    forward = _recipe_forward(layout, max_shift, torch.Generator().manual_seed(seed))
+    clock = _Stopwatch(device)
+    report = _test_and_time(model, test_data, forward, clock, record_time, eval_name)
+    clock.start()
+    history = fit(
+        model,
+        (x_train.to(device), y_train.to(device)),
+        loss_fn=F.cross_entropy,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        forward=forward,
+        scheduler=scheduler,
+        scheduler_step="step",
+        device=device,
+        seed=seed,
+        progress=False,
+        verbose=False,
+        max_batches_per_epoch=steps,  # whole batches only, as the schedule counts them
+        on_epoch_end=report,
+    )
     return model, history
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def epochs_to_reach(history: History, threshold: float, key: str = "test_accuracy") -> int | None:

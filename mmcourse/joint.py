@@ -33,7 +33,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor, nn
 
-from mmcourse._validate import check_int, check_nonnegative, check_positive, check_tensor, is_int
+from mmcourse._validate import (
+    check_float,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    is_int,
+)
 from mmcourse.data.captions import NUMBER_WORDS
 from mmcourse.losses import clip_loss
 
@@ -56,22 +62,6 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_matrix(x: object, name: str, columns: int | None = None) -> Tensor:
-    """``x`` must be a 2-D float tensor (with ``columns`` columns if given)."""
-    check_tensor(x, name)
-    if x.dim() != 2:
-        want = f"(N, {columns})" if columns is not None else "(N, d)"
-        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
-    if columns is not None and x.shape[1] != columns:
-        raise ValueError(f"{name} must have {columns} columns, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor, got {x.dtype}")
-    return x
-
-
 # ----------------------------------------------------------------------------- geometry
 
 
@@ -86,8 +76,8 @@ def cosine_similarity_matrix(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     >>> cosine_similarity_matrix(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0], [3.0, 0.0]]))
     tensor([[0., 1.]])
     """
-    _check_matrix(a, "a")
-    _check_matrix(b, "b", columns=a.shape[1])
+    check_float(a, "a", ("N", "D"))
+    check_float(b, "b", ("M", a.shape[1]))
     check_positive(eps, "eps")
     a_unit = a / a.norm(dim=1, keepdim=True).clamp_min(eps)
     b_unit = b / b.norm(dim=1, keepdim=True).clamp_min(eps)
@@ -208,7 +198,7 @@ def split_concat_weight(weight: Tensor, image_dim: int) -> tuple[Tensor, Tensor]
     """Split the ``(k, d_x + d_y)`` weight of a layer applied to ``cat([x, y])`` into
     ``W_X`` ``(k, d_x)`` (its first ``image_dim`` columns) and ``W_Y`` ``(k, d_y)`` (the rest),
     because ``[W_X  W_Y] [x; y] = W_X x + W_Y y``."""
-    _check_matrix(weight, "weight")
+    check_float(weight, "weight", ("K", "D"))
     if not is_int(image_dim) or not 0 < image_dim < weight.shape[1]:
         raise ValueError(
             f"image_dim must be an int between 1 and {weight.shape[1] - 1} (the weight has "
@@ -260,15 +250,15 @@ class JointLinear(nn.Module):
 
     def project_image(self, x: Tensor) -> Tensor:
         """``W_X x`` for a batch ``(B, image_dim)`` -> ``(B, joint_dim)``."""
-        return self.image_proj(_check_matrix(x, "image features", self.image_dim))
+        return self.image_proj(check_float(x, "image features", ("N", self.image_dim)))
 
     def project_text(self, y: Tensor) -> Tensor:
         """``W_Y y`` for a batch ``(B, text_dim)`` -> ``(B, joint_dim)``."""
-        return self.text_proj(_check_matrix(y, "text features", self.text_dim))
+        return self.text_proj(check_float(y, "text features", ("N", self.text_dim)))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        _check_matrix(x, "image features", self.image_dim)
-        _check_matrix(y, "text features", self.text_dim)
+        check_float(x, "image features", ("N", self.image_dim))
+        check_float(y, "text features", ("N", self.text_dim))
         if x.shape[0] != y.shape[0]:
             raise ValueError(
                 f"image and text features must have the same batch size, got {x.shape[0]} "
@@ -339,10 +329,10 @@ def joint_linear_backward(
     - ``dL/db   = sum over the batch of grad_z``  ``(k,)``
     - ``dL/dX'  = grad_z W_X``   ``(B, d_x)``  and  ``dL/dY' = grad_z W_Y``  ``(B, d_y)``
     """
-    _check_matrix(image_features, "image_features")
-    _check_matrix(text_features, "text_features")
-    _check_matrix(weight_x, "weight_x", image_features.shape[1])
-    _check_matrix(weight_y, "weight_y", text_features.shape[1])
+    check_float(image_features, "image_features", ("N", "D"))
+    check_float(text_features, "text_features", ("N", "D"))
+    check_float(weight_x, "weight_x", ("K", image_features.shape[1]))
+    check_float(weight_y, "weight_y", ("K", text_features.shape[1]))
     batch, k = image_features.shape[0], weight_x.shape[0]
     if weight_y.shape[0] != k:
         raise ValueError(
@@ -354,7 +344,7 @@ def joint_linear_backward(
             f"image_features and text_features must have the same batch size, got {batch} "
             f"and {text_features.shape[0]}"
         )
-    _check_matrix(grad_z, "grad_z", k)
+    check_float(grad_z, "grad_z", ("N", k))
     if grad_z.shape[0] != batch:
         raise ValueError(f"grad_z must have shape ({batch}, {k}), got {tuple(grad_z.shape)}")
     return JointGradients(
@@ -369,7 +359,7 @@ def joint_linear_backward(
 def squared_error_grad(z: Tensor, target: Tensor) -> Tensor:
     """dL/dZ ``(B, k)`` for ``L = 1/(2B) sum_b |Z_b - T_b|^2`` (half the mean squared
     distance): ``(Z - T) / B``."""
-    _check_matrix(z, "z")
+    check_float(z, "z", ("N", "D"))
     if not isinstance(target, Tensor) or target.shape != z.shape:
         got = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(f"target must have the shape of z {tuple(z.shape)}, got {got}")
@@ -379,7 +369,7 @@ def squared_error_grad(z: Tensor, target: Tensor) -> Tensor:
 def softmax_cross_entropy_grad(z: Tensor, labels: Tensor) -> Tensor:
     """dL/dZ ``(B, k)`` for the mean softmax cross-entropy ``L = -1/B sum_b log softmax(Z_b)[y_b]``
     (what ``F.cross_entropy(z, labels)`` computes): ``(softmax(Z) - onehot(y)) / B``."""
-    _check_matrix(z, "z")
+    check_float(z, "z", ("N", "D"))
     if (
         not isinstance(labels, Tensor)
         or labels.dtype != torch.long
@@ -450,8 +440,8 @@ def pair_alignment_loss(
       (:func:`mmcourse.losses.clip_loss`); it also pushes non-partners apart, and cosine
       ignores length, so it cannot collapse.
     """
-    _check_matrix(image_points, "image_points")
-    _check_matrix(text_points, "text_points", image_points.shape[1])
+    check_float(image_points, "image_points", ("N", "D"))
+    check_float(text_points, "text_points", ("N", image_points.shape[1]))
     if text_points.shape[0] != image_points.shape[0]:
         raise ValueError(
             f"image_points and text_points must pair up row by row, got {image_points.shape[0]} "
@@ -521,8 +511,8 @@ def plot_shared_space(
     ``(W, 2)`` as a labelled star with a ray from the origin in its direction. The words are
     drawn at their own direction but at the typical image radius, because cosine similarity
     only looks at directions."""
-    _check_matrix(image_points, "image_points", 2)
-    _check_matrix(word_points, "word_points", 2)
+    check_float(image_points, "image_points", ("N", 2))
+    check_float(word_points, "word_points", ("N", 2))
     if len(words) != word_points.shape[0]:
         raise ValueError(f"got {len(words)} words for {word_points.shape[0]} word points")
     if not isinstance(labels, Tensor) or labels.shape != (image_points.shape[0],):
@@ -559,8 +549,8 @@ def plot_pairs(
     """Image points ``(N, 2)`` as circles, text points ``(N, 2)`` as crosses, coloured by
     concept ``labels`` ``(N,)``, with a grey line joining each pair: short lines = aligned.
     ``unit_circle=True`` also draws the unit circle (for normalised points)."""
-    _check_matrix(image_points, "image_points", 2)
-    _check_matrix(text_points, "text_points", 2)
+    check_float(image_points, "image_points", ("N", 2))
+    check_float(text_points, "text_points", ("N", 2))
     if text_points.shape[0] != image_points.shape[0]:
         raise ValueError("image_points and text_points must have the same number of rows")
     if not isinstance(labels, Tensor) or labels.shape != (image_points.shape[0],):

@@ -4,6 +4,7 @@
 - :func:`clip_loss` and :class:`LearnableTemperature`: CLIP's symmetric InfoNCE;
 - :func:`triplet_loss` and :func:`hardest_negative_triplet_loss` (VSE++'s batch-hard variant);
 - :func:`sequence_loss` and :func:`perplexity`: teacher-forcing loss of a captioner;
+- :func:`slot_attribute_loss`: what stands in each slot of a canvas (pretraining a backbone);
 - :func:`l2_penalty`: the squared-weights regulariser.
 
 Each checks its inputs and raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value:
@@ -20,43 +21,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse._validate import (
+    check_choice,
+    check_float,
+    check_index_range,
+    check_indices,
+    check_int,
+    check_module,
     check_no_nan,
     check_nonnegative,
     check_positive,
     check_probability,
-    check_tensor,
-    is_int,
 )
-from mmcourse.text import PAD_ID
+from mmcourse.data.vqa import split_slot_logits
+from mmcourse.vocab import PAD_ID
 
 DISTANCES = ("cosine", "euclidean")
 
 
-def _check_float(x: object, name: str, dims: int, shape_text: str) -> torch.Tensor:
-    check_tensor(x, name, shape_text)
-    if x.dim() != dims or not x.is_floating_point():
+def _check_batch(emb: torch.Tensor, minimum: int = 1) -> None:
+    """A batch of embeddings needs ``minimum`` rows (2 for an in-batch negative)."""
+    if emb.shape[0] < minimum:
         raise ValueError(
-            f"{name} must be a float tensor {shape_text}, "
-            f"got shape {tuple(x.shape)} and dtype {x.dtype}"
+            f"the batch holds {emb.shape[0]} pairs; this loss needs at least {minimum}"
         )
-    return x
-
-
-def _check_classes(target: object, name: str, shape: tuple[int, ...], shape_text: str) -> None:
-    check_tensor(target, name, shape_text)
-    if target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(
-            f"{name} must hold class indices (torch.long), got dtype {target.dtype}; for float "
-            "labels convert with .long(), for soft/one-hot targets take .argmax(-1)"
-        )
-    if tuple(target.shape) != shape:
-        raise ValueError(
-            f"{name} must have shape {shape_text} = {shape}, got {tuple(target.shape)}"
-        )
-
-
-def _check_margin(margin: float) -> None:
-    check_nonnegative(margin, "margin")  # NaN or inf would make every hinge NaN or inf
 
 
 def _check_logit_scale(scale: torch.Tensor | float) -> torch.Tensor | float:
@@ -96,23 +83,15 @@ def cross_entropy(
     the classic mistakes (float targets, ``(N, 1)`` targets, a class id ``>= C``) into a clear
     ``ValueError``.
     """
-    _check_float(logits, "logits", 2, "(N, C)")
-    n, num_classes = logits.shape
-    _check_classes(target, "target", (n,), "(N,)")
+    check_no_nan(check_float(logits, "logits", ("N", "C")), "logits")
+    check_indices(target, "target", logits.shape[:1])
     check_probability(label_smoothing, "label_smoothing")
-    if ignore_index is not None and not is_int(ignore_index):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-    check_no_nan(logits, "logits")
-    if n == 0:
-        raise ValueError("logits is empty (N = 0); a mean loss needs at least one example")
+    if ignore_index is not None:
+        check_int(ignore_index, "ignore_index", minimum=None)
     kept = target if ignore_index is None else target[target != ignore_index]
     if kept.numel() == 0:
-        raise ValueError(f"every target equals ignore_index={ignore_index}; nothing to average")
-    if kept.min() < 0 or kept.max() >= num_classes:
-        raise ValueError(
-            f"target must hold classes in 0..{num_classes - 1} (C={num_classes} logits), "
-            f"got min {int(kept.min())}, max {int(kept.max())}"
-        )
+        raise ValueError("no target to average over (N = 0, or every one is ignore_index)")
+    check_index_range(kept, "target", logits.shape[1])
     return F.cross_entropy(
         logits,
         target.long(),
@@ -145,15 +124,9 @@ def clip_loss(
     Returns a 0-dim tensor; ``log(B)`` for random embeddings at a small scale, near 0 when the
     pairs are well separated.
     """
-    _check_float(image_emb, "image_emb", 2, "(B, D)")
-    _check_float(text_emb, "text_emb", 2, "(B, D)")
-    if image_emb.shape != text_emb.shape:
-        raise ValueError(
-            "image_emb and text_emb must have the same shape (B, D), "
-            f"got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}"
-        )
-    if image_emb.shape[0] == 0:
-        raise ValueError("the batch is empty (B = 0); clip_loss needs at least one pair")
+    check_float(image_emb, "image_emb", ("B", "D"))
+    check_float(text_emb, "text_emb", image_emb.shape)
+    _check_batch(image_emb)
     scale = _check_logit_scale(logit_scale)
     image_emb = F.normalize(image_emb, dim=1)
     text_emb = F.normalize(text_emb, dim=1)
@@ -223,18 +196,11 @@ def triplet_loss(
         distance: ``"cosine"`` (``1 - cos``, in ``[0, 2]``) or ``"euclidean"`` (L2, with the
             ``eps = 1e-6`` of ``nn.TripletMarginLoss``, which it then equals).
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-    _check_margin(margin)
-    for x, name in ((anchor, "anchor"), (positive, "positive"), (negative, "negative")):
-        _check_float(x, name, 2, "(B, D)")
-    if not anchor.shape == positive.shape == negative.shape:
-        raise ValueError(
-            "anchor, positive and negative must have the same shape (B, D), got "
-            f"{tuple(anchor.shape)}, {tuple(positive.shape)} and {tuple(negative.shape)}"
-        )
-    if anchor.shape[0] == 0:
-        raise ValueError("the batch is empty (B = 0); triplet_loss needs at least one triplet")
+    check_choice(distance, "distance", DISTANCES)
+    check_nonnegative(margin, "margin")  # NaN or inf would make every hinge NaN or inf
+    _check_batch(check_float(anchor, "anchor", ("B", "D")))
+    check_float(positive, "positive", anchor.shape)
+    check_float(negative, "negative", anchor.shape)
     d_pos = _distance(anchor, positive, distance)
     d_neg = _distance(anchor, negative, distance)
     return F.relu(d_pos - d_neg + margin).mean()
@@ -259,16 +225,9 @@ def hardest_negative_triplet_loss(
         emb_a, emb_b: ``(B, D)`` with ``B >= 2`` (normalised here).
         margin: a finite number ``>= 0`` (NaN and inf are refused).
     """
-    _check_margin(margin)
-    _check_float(emb_a, "emb_a", 2, "(B, D)")
-    _check_float(emb_b, "emb_b", 2, "(B, D)")
-    if emb_a.shape != emb_b.shape:
-        raise ValueError(
-            f"emb_a and emb_b must have the same shape (B, D), "
-            f"got {tuple(emb_a.shape)} and {tuple(emb_b.shape)}"
-        )
-    if emb_a.shape[0] < 2:
-        raise ValueError(f"need B >= 2 pairs so each has an in-batch negative, got B={len(emb_a)}")
+    check_nonnegative(margin, "margin")
+    _check_batch(check_float(emb_a, "emb_a", ("B", "D")), minimum=2)
+    check_float(emb_b, "emb_b", emb_a.shape)
     s = F.normalize(emb_a, dim=1) @ F.normalize(emb_b, dim=1).T  # (B, B)
     positive = s.diag()
     is_positive = torch.eye(len(s), dtype=torch.bool, device=s.device)
@@ -296,11 +255,9 @@ def sequence_loss(
     Returns the 0-dim mean over the non-pad positions of ``-log softmax(logits)[target]`` —
     every real word weighs the same, however long its caption.
     """
-    _check_float(logits, "logits", 3, "(B, T, V)")
-    b, t, v = logits.shape
-    _check_classes(targets, "targets", (b, t), "(B, T)")
-    if not is_int(pad_id):
-        raise TypeError(f"pad_id must be an int, got {pad_id!r}")
+    b, t, v = check_float(logits, "logits", ("B", "T", "V")).shape
+    check_indices(targets, "targets", (b, t))
+    check_int(pad_id, "pad_id", minimum=0)
     return cross_entropy(
         logits.reshape(b * t, v),
         targets.reshape(b * t),
@@ -329,6 +286,24 @@ def perplexity(loss: torch.Tensor | float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
+# reading a canvas
+
+
+def slot_attribute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum over the 4 attributes of the cross-entropy, averaged over slots and canvases.
+
+    ``logits`` ``(B, slots, 22)`` from :class:`~mmcourse.models.vqa.SlotAttributeHead`,
+    ``targets`` ``(B, slots, 4)`` from :func:`mmcourse.data.vqa.slot_targets`: the loss that
+    teaches an image encoder to see what stands in each slot before any question is asked.
+    """
+    parts = split_slot_logits(logits, targets)
+    return sum(
+        F.cross_entropy(part.reshape(-1, part.shape[-1]), targets[..., i].reshape(-1))
+        for i, part in enumerate(parts)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # regularisation
 
 
@@ -342,8 +317,7 @@ def l2_penalty(model: nn.Module, weight: float, include_bias: bool = False) -> t
 
     Returns a 0-dim tensor (0 if nothing is penalised).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     check_nonnegative(weight, "weight")
     total = torch.zeros(())
     for name, p in model.named_parameters():

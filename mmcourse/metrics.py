@@ -3,7 +3,8 @@
 Three families, each small and written out so a learner can read it:
 
 - classification (a digit classifier, a VQA answer head): :func:`accuracy`,
-  :func:`confusion_matrix`, :func:`precision_recall_f1`;
+  :func:`confusion_matrix`, :func:`precision_recall_f1`, and per attribute of a canvas's slots
+  :func:`slot_attribute_accuracy`;
 - generated captions against reference captions: :func:`bleu`, :func:`bleu_scores`,
   :func:`exact_match`;
 - retrieval from a similarity matrix (image -> text or text -> image): :func:`retrieval_ranks`,
@@ -22,7 +23,16 @@ from collections.abc import Sequence
 
 import torch
 
-from mmcourse._validate import check_int, check_no_nan, check_tensor, is_int
+from mmcourse._validate import (
+    check_choice,
+    check_float,
+    check_index_range,
+    check_indices,
+    check_int,
+    check_no_nan,
+    check_tensor,
+)
+from mmcourse.data.vqa import split_slot_logits
 
 AVERAGES = ("macro", "micro", "none")
 SMOOTHINGS = (None, "floor", "add1")
@@ -32,45 +42,20 @@ SMOOTHINGS = (None, "floor", "add1")
 # classification
 
 
-def _shape(x: object) -> str:
-    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
-
-
 def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
     """Class indices ``(N,)`` from indices ``(N,)`` or scores/logits ``(N, C)`` (argmax)."""
-    check_tensor(pred, name)
-    if pred.dim() == 2 and pred.is_floating_point():
-        if pred.shape[1] == 0:
-            raise ValueError(f"{name} logits (N, C) need C >= 1 classes, got {tuple(pred.shape)}")
-        check_no_nan(pred, name)  # argmax would silently pick a NaN's class
-        return pred.argmax(dim=1)
-    if pred.dim() == 1 and not pred.is_floating_point() and pred.dtype != torch.bool:
-        return pred
-    raise ValueError(
-        f"{name} must be class indices (N,) of an integer dtype or float logits (N, C), "
-        f"got shape {tuple(pred.shape)} and dtype {pred.dtype}"
-    )
+    check_tensor(pred, name, "of class indices (N,) or logits (N, C)")
+    if not (pred.is_floating_point() and pred.dim() == 2):
+        return check_indices(pred, name, ("N",))
+    if pred.shape[1] == 0:
+        raise ValueError(f"{name} logits (N, C) need C >= 1 classes, got {tuple(pred.shape)}")
+    return check_no_nan(pred, name).argmax(dim=1)  # argmax would silently pick a NaN's class
 
 
 def _check_target(target: torch.Tensor, n: int) -> None:
-    check_tensor(target, "target")
-    if target.dim() != 1 or target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(
-            f"target must be class indices (N,) of an integer dtype, "
-            f"got shape {tuple(target.shape)} and dtype {target.dtype}"
-        )
-    if target.shape[0] != n:
-        raise ValueError(f"pred and target must have the same length N, got {n} and {len(target)}")
+    check_indices(target, "target", (n,))
     if n == 0:
         raise ValueError("pred and target are empty (N = 0); a metric needs at least one example")
-
-
-def _check_range(labels: torch.Tensor, num_classes: int, name: str) -> None:
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"{name} must hold classes in 0..{num_classes - 1} (num_classes={num_classes}), "
-            f"got min {int(labels.min())}, max {int(labels.max())}"
-        )
 
 
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -100,8 +85,8 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
     check_int(num_classes, "num_classes")
     labels = _as_labels(pred)
     _check_target(target, labels.shape[0])
-    _check_range(labels, num_classes, "pred")
-    _check_range(target, num_classes, "target")
+    check_index_range(labels, "pred", num_classes)
+    check_index_range(target, "target", num_classes)
     flat = target.long().cpu() * num_classes + labels.long().cpu()
     return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -113,7 +98,11 @@ def _divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def precision_recall_f1(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, average: str = "macro"
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int | None = None,
+    average: str = "macro",
+    labels: Sequence[int] | None = None,
 ) -> dict[str, float] | dict[str, torch.Tensor]:
     """Precision, recall and F1 as ``{"precision": ..., "recall": ..., "f1": ...}``.
 
@@ -121,20 +110,42 @@ def precision_recall_f1(
     F1 = 2 TP / (2 TP + FP + FN); a ratio whose denominator is 0 counts as 0 (like
     scikit-learn's ``zero_division=0``), e.g. the precision of a class never predicted.
 
+    Which classes an average runs over follows scikit-learn: by default the classes that
+    occur in ``target`` or ``pred``. A class that is neither present nor predicted has no
+    precision, recall or F1 to speak of, so it is left out rather than counted as 0 (which
+    would pull the macro average down by an amount that depends only on how many such classes
+    the label set happens to have). Pass ``labels=range(num_classes)`` to average over every
+    class anyway (scikit-learn's ``labels=...``).
+
     Args:
         pred: class indices ``(N,)`` or logits ``(N, C)``.
         target: true class indices ``(N,)``.
-        num_classes: ``C``; all ``C`` classes take part, present in the data or not.
-        average: ``"macro"`` (plain mean of the ``C`` per-class values, floats),
-            ``"micro"`` (from TP/FP/FN summed over classes, floats; for single-label data all
-            three equal the accuracy) or ``"none"`` (per-class ``(C,)`` float64 tensors).
+        num_classes: ``C``; every label must lie in ``0..C-1``. Default: one more than the
+            largest label in ``pred`` or ``target``.
+        average: ``"macro"`` (plain mean of the per-class values, floats), ``"micro"`` (from
+            TP/FP/FN summed over the classes, floats; for single-label data all three equal
+            the accuracy) or ``"none"`` (per-class ``(C,)`` float64 tensors indexed by class
+            id, every class included).
+        labels: the classes to average over (see above); ignored for ``"none"``.
+
+    >>> pred, target = torch.tensor([0, 1, 1, 3]), torch.tensor([0, 1, 2, 3])  # 2: missed
+    >>> round(precision_recall_f1(pred, target, num_classes=5)["f1"], 4)  # class 4 absent
+    0.6667
+    >>> round(precision_recall_f1(pred, target, 5, labels=range(5))["f1"], 4)  # class 4 as 0
+    0.5333
     """
-    if average not in AVERAGES:
-        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
-    cm = confusion_matrix(pred, target, num_classes)
+    check_choice(average, "average", AVERAGES)
+    predicted = _as_labels(pred)
+    _check_target(target, predicted.shape[0])
+    if num_classes is None:
+        num_classes = int(torch.cat([predicted, target.to(predicted.device)]).max()) + 1
+    cm = confusion_matrix(predicted, target, num_classes)
     tp = cm.diag()
     fp = cm.sum(dim=0) - tp  # predicted c, truly something else
     fn = cm.sum(dim=1) - tp  # truly c, predicted something else
+    if average != "none":
+        chosen = _averaged_classes(cm, labels, num_classes)
+        tp, fp, fn = tp[chosen], fp[chosen], fn[chosen]
     if average == "micro":
         tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
     scores = {
@@ -145,6 +156,28 @@ def precision_recall_f1(
     if average == "none":
         return scores
     return {name: value.mean().item() for name, value in scores.items()}
+
+
+def _averaged_classes(
+    cm: torch.Tensor, labels: Sequence[int] | None, num_classes: int
+) -> torch.Tensor:
+    """The class ids an average runs over: ``labels``, or those present in the data."""
+    if labels is None:
+        return ((cm.sum(dim=0) + cm.sum(dim=1)) > 0).nonzero().flatten()
+    chosen = torch.as_tensor(labels if isinstance(labels, torch.Tensor) else list(labels))
+    if chosen.numel() == 0:
+        raise ValueError("labels is empty; name at least one class to average over")
+    check_indices(chosen, "labels", ("K",))
+    check_index_range(chosen, "labels", num_classes)
+    return chosen.long()
+
+
+def slot_attribute_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(4,)``: accuracy of digit, size, thickness and slant over all slots (empty included)."""
+    parts = split_slot_logits(logits, targets)
+    return torch.stack(
+        [(part.argmax(-1) == targets[..., i]).float().mean() for i, part in enumerate(parts)]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,8 +275,7 @@ def _bleu_from_statistics(
 
 def _check_bleu_args(max_n: int, smoothing: str | None) -> None:
     check_int(max_n, "max_n")
-    if smoothing not in SMOOTHINGS:
-        raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+    check_choice(smoothing, "smoothing", SMOOTHINGS)
 
 
 def bleu(
@@ -324,17 +356,11 @@ def exact_match(
 
 def _relevance(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Check the inputs of a retrieval metric; return the bool relevance matrix ``(Nq, Nc)``."""
-    check_tensor(similarity, "similarity")
-    if similarity.dim() != 2 or not similarity.is_floating_point():
-        raise ValueError(
-            "similarity must be a float matrix (Nq, Nc) of query-candidate scores, "
-            f"got shape {tuple(similarity.shape)} and dtype {similarity.dtype}"
-        )
-    nq, nc = similarity.shape
+    nq, nc = check_float(similarity, "similarity", ("Nq", "Nc")).shape
     if nq == 0 or nc == 0:
         raise ValueError(f"similarity is empty, got shape {(nq, nc)}; need Nq >= 1 and Nc >= 1")
     check_no_nan(similarity, "similarity")
-    check_tensor(targets, "targets")
+    check_tensor(targets, "targets", "of candidate indices (Nq,) or a bool matrix (Nq, Nc)")
     if targets.dtype == torch.bool:
         if targets.shape != similarity.shape:
             raise ValueError(
@@ -348,20 +374,8 @@ def _relevance(similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
                 f"{empty[:5].tolist()} of targets are all False"
             )
         return targets.to(similarity.device)
-    if targets.dim() != 1 or targets.is_floating_point():
-        raise ValueError(
-            "targets must be indices (Nq,) of the correct candidate (integer dtype) or a bool "
-            f"relevance matrix (Nq, Nc), got shape {tuple(targets.shape)} and dtype {targets.dtype}"
-        )
-    if targets.shape[0] != nq:
-        raise ValueError(
-            f"targets must have one entry per query (Nq={nq}), got {targets.shape[0]} entries"
-        )
-    if targets.min() < 0 or targets.max() >= nc:
-        raise ValueError(
-            f"targets must index candidates 0..{nc - 1}, "
-            f"got min {int(targets.min())}, max {int(targets.max())}"
-        )
+    check_indices(targets, "targets", (nq,))
+    check_index_range(targets, "targets", nc, "candidate indices")
     relevant = torch.zeros(nq, nc, dtype=torch.bool, device=similarity.device)
     relevant[torch.arange(nq), targets.to(similarity.device).long()] = True
     return relevant
@@ -405,18 +419,8 @@ def recall_at_k(
     if len(ks) == 0:
         raise ValueError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
     ranks = retrieval_ranks(similarity, targets)
-    num_candidates = similarity.shape[1]
     for k in ks:
-        if not is_int(k):
-            raise TypeError(
-                f"every k must be an int in 1..{num_candidates} (the number of candidates), "
-                f"got {k!r}"
-            )
-        if not 1 <= k <= num_candidates:
-            raise ValueError(
-                f"every k must be an int in 1..{num_candidates} (the number of candidates), "
-                f"got {k!r}"
-            )
+        check_int(k, "every k (at most the number of candidates)", maximum=similarity.shape[1])
     return {k: (ranks <= k).float().mean().item() for k in ks}
 
 

@@ -103,7 +103,7 @@ def has_avx2() -> bool:
     """Whether this CPU offers AVX2 and FMA (asked of torch, which reads the CPU's own flags)."""
     if not is_x86_64():
         return False
-    import torch  # noqa: PLC0415 -- only needed here, and this module must import without torch
+    import torch  # only needed here: this module must import without torch
 
     return bool(torch.cpu._is_avx2_supported())
 

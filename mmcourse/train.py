@@ -11,7 +11,6 @@ The **last** tensor of a batch is the target.
 - :func:`evaluate`         loss and metrics on a dataset (eval mode, no gradients)
 - :func:`predict`          a model's outputs on a dataset, concatenated, on the CPU
 - :func:`save_checkpoint`, :func:`load_checkpoint`   state dicts on disk, loaded safely
-- :func:`count_parameters`
 
 A typical call::
 
@@ -24,6 +23,7 @@ A typical call::
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import pickle
@@ -32,23 +32,35 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from mmcourse import utils
-from mmcourse._validate import check_int, is_int
+from mmcourse._validate import (
+    check_callable,
+    check_int,
+    check_module,
+    check_nonnegative,
+    check_tensor,
+)
+from mmcourse.models.introspect import find_unregistered_modules
 
 Batch = tuple[Tensor, ...]
 Forward = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
 Metric = Callable[[Tensor, Tensor], float]
 
+MODES = ("min", "max")
+"""Early stopping's modes: lower is better, or higher is better."""
+SCHEDULER_STEPS = ("epoch", "step")
+"""When :func:`fit` steps a learning-rate scheduler."""
+_PLATEAU = torch.optim.lr_scheduler.ReduceLROnPlateau
+
 __all__ = [
     "EarlyStopping",
     "History",
     "batches",
-    "count_parameters",
     "evaluate",
     "fit",
     "load_checkpoint",
@@ -63,15 +75,14 @@ __all__ = [
 def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int:
     """Check that ``tensors`` is a non-empty sequence of aligned tensors; return their length."""
     if isinstance(tensors, Tensor) or not isinstance(tensors, (tuple, list)):
-        raise ValueError(
+        raise TypeError(
             f"{name} must be a tuple of tensors such as (inputs, targets), "
             f"got {type(tensors).__name__}"
         )
     if len(tensors) == 0:
         raise ValueError(f"{name} is empty: expected at least one tensor, got ()")
     for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise ValueError(f"{name}[{i}] must be a torch.Tensor, got {type(t).__name__}")
+        check_tensor(t, f"{name}[{i}]")
         if t.dim() == 0:
             raise ValueError(f"{name}[{i}] is a 0-d tensor; expected a first (sample) dimension")
     lengths = [t.shape[0] for t in tensors]
@@ -83,10 +94,6 @@ def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int
     return lengths[0]
 
 
-def _check_batch_size(batch_size: int) -> None:
-    check_int(batch_size, "batch_size")
-
-
 def _model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); the CPU for an empty model."""
     for tensor in model.parameters():
@@ -96,26 +103,8 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _unregistered(model: nn.Module) -> list[str]:
-    """Attributes that hide modules or parameters in a plain list/tuple/dict.
-
-    PyTorch only registers a sub-module or parameter assigned directly (or held in
-    ``nn.ModuleList``/``nn.ModuleDict``/``nn.ParameterList``); anything in a plain Python
-    container is invisible to ``model.parameters()``, so it is never trained or saved.
-    """
-    found = []
-    for prefix, module in model.named_modules():
-        for key, value in vars(module).items():
-            if key.startswith("_") or not isinstance(value, (list, tuple, dict)):
-                continue
-            items = value.values() if isinstance(value, dict) else value
-            if any(isinstance(item, (nn.Module, nn.Parameter)) for item in items):
-                found.append(f"{prefix}.{key}" if prefix else key)
-    return found
-
-
 def _plain_list_hint(model: nn.Module) -> str:
-    hidden = _unregistered(model)
+    hidden = find_unregistered_modules(model)
     if not hidden:
         return ""
     return (
@@ -151,7 +140,7 @@ def batches(
     [[0, 10], [20, 30], [40]]
     """
     n = _check_tensors(tensors, "tensors")
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size")
     order = torch.randperm(n, generator=generator) if shuffle else None
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
@@ -234,13 +223,17 @@ class History:
 
 
 class EarlyStopping:
-    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+    """Stop training once ``monitor`` has gone ``patience`` epochs in a row without improving.
+
+    The rule of Keras and Lightning: with ``patience=2`` and the best value at epoch 5, epochs
+    6 and 7 bring no improvement and training stops after epoch 7 (then, with
+    ``restore_best``, the weights of epoch 5 are put back).
 
     Args:
         monitor: a key of the epoch record, e.g. ``"val_loss"`` or ``"val_accuracy"``.
         mode: ``"min"`` (lower is better) or ``"max"``.
-        patience: epochs without improvement that are tolerated; training stops on the
-            ``patience + 1``-th such epoch in a row (``patience=0`` stops at the first).
+        patience: the number of epochs in a row without improvement after which training
+            stops (at least 1).
         min_delta: an improvement must beat the best value by more than this.
         restore_best: when :func:`fit` ends, load the weights of the best epoch.
 
@@ -255,18 +248,16 @@ class EarlyStopping:
         min_delta: float = 0.0,
         restore_best: bool = True,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if not is_int(patience) or patience < 0:
-            raise ValueError(f"patience must be a non-negative int, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
-            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor must be a record key such as 'val_loss', got {monitor!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a record key such as 'val_loss', got {monitor!r}")
+        if not monitor:
+            raise ValueError("monitor must be a record key such as 'val_loss', got ''")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.monitor = monitor
         self.mode = mode
-        self.patience = patience
-        self.min_delta = float(min_delta)
+        self.patience = check_int(patience, "patience")
+        self.min_delta = float(check_nonnegative(min_delta, "min_delta"))
         self.restore_best = restore_best
         self.reset()
 
@@ -298,8 +289,9 @@ class EarlyStopping:
     def step(self, value: float, epoch: int, model: nn.Module | None = None) -> bool:
         """Record one epoch's value; return True if it is a new best.
 
-        On a new best the model's weights are copied (if ``restore_best``); otherwise the
-        wait counter grows and ``should_stop`` turns True once it exceeds ``patience``.
+        On a new best the model's weights are copied (if ``restore_best``); otherwise ``wait``,
+        the count of epochs without improvement, grows, and ``should_stop`` turns True when it
+        reaches ``patience``.
         """
         value = float(value)
         if self.improved(value):
@@ -308,8 +300,7 @@ class EarlyStopping:
                 self.best_state = copy.deepcopy(model.state_dict())
             return True
         self.wait += 1
-        if self.wait > self.patience:
-            self.should_stop = True
+        self.should_stop = self.wait >= self.patience
         return False
 
 
@@ -324,7 +315,7 @@ def _default_forward(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
 def _run_forward(forward: Forward, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
     result = forward(model, batch)
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise ValueError(
+        raise TypeError(
             "forward(model, batch) must return a pair (outputs, targets), "
             f"got {type(result).__name__}"
         )
@@ -332,9 +323,11 @@ def _run_forward(forward: Forward, model: nn.Module, batch: Batch) -> tuple[Tens
 
 
 def _check_loss(loss: Tensor) -> Tensor:
-    if not isinstance(loss, Tensor) or loss.dim() != 0:
-        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-        raise ValueError(f"loss_fn must return a scalar tensor (reduction='mean'), got {shape}")
+    check_tensor(loss, "the value of loss_fn", "(a scalar: reduction='mean')")
+    if loss.dim() != 0:
+        raise ValueError(
+            f"loss_fn must return a scalar tensor (reduction='mean'), got {tuple(loss.shape)}"
+        )
     return loss
 
 
@@ -364,7 +357,7 @@ def _check_data(data: tuple[Tensor, ...], name: str, forward: Forward | None) ->
 
 def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
+        raise TypeError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -381,14 +374,216 @@ def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None
             "torch.optim.Adam(model.parameters()), after the model is created"
             + _plain_list_hint(model)
         )
-    hidden = _unregistered(model)
+    hidden = find_unregistered_modules(model)
     if hidden:
         warnings.warn(
             f"{', '.join(hidden)} hold layers/parameters in a plain Python container; PyTorch "
             "does not register them, so model.parameters() misses them: use nn.ModuleList, "
             "nn.ModuleDict or nn.ParameterList",
-            stacklevel=3,
+            stacklevel=6,  # the caller of fit
         )
+
+
+def _check_schedule(scheduler: Any, scheduler_step: str) -> None:
+    if scheduler_step not in SCHEDULER_STEPS:
+        raise ValueError(f"scheduler_step must be one of {SCHEDULER_STEPS}, got {scheduler_step!r}")
+    if scheduler_step == "step" and isinstance(
+        scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau
+    ):
+        raise ValueError(
+            "ReduceLROnPlateau reacts to one number per epoch: use scheduler_step='epoch'"
+        )
+
+
+def _check_early_stopping(
+    early_stopping: EarlyStopping | None, keys: list[str], val_data: Batch | None
+) -> None:
+    if early_stopping is None:
+        return
+    if not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}"
+        )
+    if early_stopping.monitor not in keys:
+        raise ValueError(
+            f"early stopping monitors {early_stopping.monitor!r}, but each epoch records "
+            f"{keys}" + ("; pass val_data=..." if val_data is None else "")
+        )
+
+
+def _describe(record: dict[str, float]) -> str:
+    """``train_loss 0.1234  val_loss 0.2345``: a record without its epoch, rounded."""
+    return "  ".join(f"{k} {_format_value(k, v)}" for k, v in record.items() if k != "epoch")
+
+
+@dataclass
+class _Run:
+    """One call of :func:`fit`: its arguments, checked, and what it keeps between epochs."""
+
+    model: nn.Module
+    train_data: Batch
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    val_data: Batch | None
+    batch_size: int
+    metrics: dict[str, Metric]
+    forward: Forward | None
+    early_stopping: EarlyStopping | None
+    scheduler: Any
+    scheduler_step: str
+    checkpoint_path: str | Path | None
+    device: torch.device | str | None
+    seed: int | None
+    progress: bool
+    verbose: bool
+    max_batches_per_epoch: int | None
+    on_epoch_end: Callable[[dict[str, float]], None] | None
+    generator: torch.Generator | None = None
+    best_saved: float | None = None
+    """The best validation number checkpointed so far (when there is no early stopping)."""
+
+    def __post_init__(self) -> None:
+        self.check()
+        self.forward_fn = self.forward if self.forward is not None else _default_forward
+        self.device = _resolve_device(self.model, self.device)
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+            self.generator = torch.Generator().manual_seed(self.seed)
+        default = "val_loss" if self.val_data is not None else "train_loss"
+        stopper = self.early_stopping
+        self.watch = stopper.monitor if stopper is not None else default
+        if stopper is not None:
+            stopper.reset()
+
+    def check(self) -> None:
+        """Every argument checked before anything runs."""
+        check_module(self.model)
+        check_int(self.epochs, "epochs")
+        check_int(self.batch_size, "batch_size")
+        if self.max_batches_per_epoch is not None:
+            check_int(self.max_batches_per_epoch, "max_batches_per_epoch")
+        if self.seed is not None:
+            check_int(self.seed, "seed", minimum=0)
+        check_callable(self.loss_fn, "loss_fn")
+        _check_data(self.train_data, "train_data", self.forward)
+        if self.val_data is not None:
+            _check_data(self.val_data, "val_data", self.forward)
+        elif self.metrics:
+            raise ValueError(
+                f"metrics {sorted(self.metrics)} are computed on val_data, but val_data is None; "
+                "pass val_data=(inputs..., targets)"
+            )
+        _check_optimizer(self.model, self.optimizer)
+        _check_schedule(self.scheduler, self.scheduler_step)
+        _check_early_stopping(self.early_stopping, self.record_keys(), self.val_data)
+        if self.on_epoch_end is not None:
+            check_callable(self.on_epoch_end, "on_epoch_end")
+
+    def record_keys(self) -> list[str]:
+        """The keys every epoch's record has."""
+        keys = ["epoch", "train_loss"]
+        if self.val_data is not None:
+            keys += ["val_loss"] + [f"val_{name}" for name in self.metrics]
+        return keys + (["lr"] if self.scheduler is not None else [])
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the shuffled training data: ``{"epoch": ..., "train_loss": ...}``."""
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
+        parts = batches(
+            *self.train_data, batch_size=self.batch_size, shuffle=True, generator=self.generator
+        )
+        for batch in itertools.islice(parts, self.max_batches_per_epoch):
+            batch = _to_device(batch, self.device)
+            loss = self.train_step(batch)
+            total += loss.detach().to(torch.float64) * batch[0].shape[0]
+            seen += batch[0].shape[0]
+        return {"epoch": epoch, "train_loss": total.item() / seen}
+
+    def train_step(self, batch: Batch) -> Tensor:
+        """Forward, loss, backward, one optimizer step (and a per-step scheduler's)."""
+        outputs, targets = _run_forward(self.forward_fn, self.model, batch)
+        loss = _check_loss(self.loss_fn(outputs, targets))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_step == "step":
+            self.scheduler.step()
+        return loss
+
+    def end_epoch(self, record: dict[str, float]) -> dict[str, float]:
+        """Add validation and the learning rate to ``record``, step a per-epoch scheduler, and
+        let ``on_epoch_end`` add its own entries."""
+        if self.val_data is not None:
+            result = evaluate(
+                self.model,
+                self.val_data,
+                loss_fn=self.loss_fn,
+                metrics=self.metrics,
+                batch_size=max(self.batch_size, 512),
+                forward=self.forward,
+                device=self.device,
+            )
+            record.update({f"val_{key}": value for key, value in result.items()})
+        if self.scheduler is not None:
+            record["lr"] = float(self.optimizer.param_groups[0]["lr"])
+            if self.scheduler_step == "epoch" and isinstance(self.scheduler, _PLATEAU):
+                self.scheduler.step(record[self.watch])
+            elif self.scheduler_step == "epoch":
+                self.scheduler.step()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(record)
+        return record
+
+    def keep_best(self, record: dict[str, float]) -> None:
+        """Step early stopping, and save a checkpoint if the watched number improved."""
+        value, improved = record[self.watch], True
+        if self.early_stopping is not None:
+            improved = self.early_stopping.step(value, record["epoch"], self.model)
+        elif self.val_data is not None:
+            improved = not math.isnan(value) and (
+                self.best_saved is None or value < self.best_saved
+            )
+            self.best_saved = value if improved else self.best_saved
+        if self.checkpoint_path is not None and improved:
+            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, **record)
+
+    def report(self, record: dict[str, float], bar: Any) -> None:
+        """Advance the bar; print ``epoch  3/10  train_loss 0.1234 ...`` if ``verbose``."""
+        bar.update(1)
+        if self.verbose:
+            line = f"epoch {record['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
+            (bar.write if self.progress else print)(line + _describe(record))
+
+    def should_stop(self) -> bool:
+        return self.early_stopping is not None and self.early_stopping.should_stop
+
+    def finish(self, history: History) -> None:
+        """Put the best epoch's weights back if early stopping asks, say so, and set eval mode."""
+        stopper = self.early_stopping
+        if stopper is not None:
+            history.best_epoch = stopper.best_epoch
+            messages = []
+            if stopper.should_stop:
+                messages.append(
+                    f"early stopping: {stopper.monitor} did not improve for {stopper.wait} epochs"
+                )
+            last = history.records[-1]["epoch"]
+            if (
+                stopper.restore_best
+                and stopper.best_state is not None
+                and stopper.best_epoch != last
+            ):
+                self.model.load_state_dict(stopper.best_state)
+                best = _format_value(stopper.monitor, float(stopper.best))
+                messages.append(
+                    f"restored the weights of epoch {stopper.best_epoch} ({stopper.monitor} {best})"
+                )
+            if self.verbose and messages:
+                print("; ".join(messages))
+        self.model.eval()
 
 
 def fit(
@@ -404,12 +599,14 @@ def fit(
     forward: Forward | None = None,
     early_stopping: EarlyStopping | None = None,
     scheduler: Any = None,
+    scheduler_step: Literal["epoch", "step"] = "epoch",
     checkpoint_path: str | Path | None = None,
     device: torch.device | str | None = None,
     seed: int | None = 0,
     progress: bool = True,
     verbose: bool = True,
     max_batches_per_epoch: int | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> History:
     """Train ``model`` on in-memory tensors for ``epochs`` epochs and return the :class:`History`.
 
@@ -432,9 +629,12 @@ def fit(
         forward: ``forward(model, batch) -> (outputs, targets)`` for models that do not take
             ``model(*batch[:-1])``, e.g. ``lambda m, b: (m(b[0], b[1]), b[2])``.
         early_stopping: an :class:`EarlyStopping`; its ``monitor`` must be a record key.
-        scheduler: a learning-rate scheduler, stepped once per epoch (``ReduceLROnPlateau``
-            gets the early-stopping monitor, else ``val_loss``, else ``train_loss``); the
-            epoch's learning rate is recorded as ``"lr"``.
+        scheduler: a learning-rate scheduler; its learning rate is recorded as ``"lr"``.
+        scheduler_step: when ``scheduler.step()`` is called: ``"epoch"``, once after each
+            epoch (``ReduceLROnPlateau`` gets the early-stopping monitor, else ``val_loss``,
+            else ``train_loss``), and ``"lr"`` is the rate the epoch trained with; or
+            ``"step"``, after every optimizer step (as ``OneCycleLR`` expects), and ``"lr"``
+            is the rate reached at the epoch's end.
         checkpoint_path: save a checkpoint (:func:`save_checkpoint`) whenever the validation
             result improves (the early-stopping monitor, else ``val_loss``), or after every
             epoch without ``val_data``.
@@ -447,169 +647,51 @@ def fit(
         verbose: print one line per epoch,
             ``epoch  3/10  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9712``.
         max_batches_per_epoch: train on at most this many batches per epoch (a quick trial
-            run); validation still uses all of ``val_data``.
+            run, or ``N // batch_size`` to leave out a ragged last batch); validation still
+            uses all of ``val_data``.
+        on_epoch_end: called with each epoch's record (a dict) once it is complete, before it
+            is stored and printed; it may add entries, e.g. a test-set score or a time.
 
     Returns:
         The :class:`History`; ``train_loss`` is the mean loss over the training samples seen
         in the epoch (each batch weighted by its size). The model is left in eval mode, with
         the best epoch's weights if early stopping restored them.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not is_int(epochs) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    _check_batch_size(batch_size)
-    if max_batches_per_epoch is not None and (
-        not is_int(max_batches_per_epoch) or max_batches_per_epoch < 1
-    ):
-        raise ValueError(
-            f"max_batches_per_epoch must be None or an int >= 1, got {max_batches_per_epoch!r}"
-        )
-    if seed is not None and (not is_int(seed) or seed < 0):
-        raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
-    if not callable(loss_fn):
-        raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-    _check_data(train_data, "train_data", forward)
-    if val_data is not None:
-        _check_data(val_data, "val_data", forward)
-    metrics = dict(metrics or {})
-    if metrics and val_data is None:
-        raise ValueError(
-            f"metrics {sorted(metrics)} are computed on val_data, but val_data is None; "
-            "pass val_data=(inputs..., targets)"
-        )
-    _check_optimizer(model, optimizer)
-    expected_keys = ["epoch", "train_loss"]
-    if val_data is not None:
-        expected_keys += ["val_loss"] + [f"val_{name}" for name in metrics]
-    if scheduler is not None:
-        expected_keys.append("lr")
-    if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise ValueError(
-                f"early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}"
-            )
-        if early_stopping.monitor not in expected_keys:
-            raise ValueError(
-                f"early stopping monitors {early_stopping.monitor!r}, but each epoch records "
-                f"{expected_keys}" + ("; pass val_data=..." if val_data is None else "")
-            )
-        early_stopping.reset()
-
-    forward_fn = forward if forward is not None else _default_forward
-    device = _resolve_device(model, device)
-    generator = None
-    if seed is not None:
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    watch = (
-        early_stopping.monitor
-        if early_stopping is not None
-        else ("val_loss" if val_data is not None else "train_loss")
+    run = _Run(
+        model=model,
+        train_data=train_data,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        epochs=epochs,
+        val_data=val_data,
+        batch_size=batch_size,
+        metrics=dict(metrics or {}),
+        forward=forward,
+        early_stopping=early_stopping,
+        scheduler=scheduler,
+        scheduler_step=scheduler_step,
+        checkpoint_path=checkpoint_path,
+        device=device,
+        seed=seed,
+        progress=progress,
+        verbose=verbose,
+        max_batches_per_epoch=max_batches_per_epoch,
+        on_epoch_end=on_epoch_end,
     )
-    best_checkpoint: float | None = None
     history = History()
-    width = len(str(epochs))
     bar = utils.progress(total=epochs, desc="fit", unit="epoch", leave=True, disable=not progress)
-
     try:
         for epoch in range(1, epochs + 1):
-            model.train()
-            total = torch.zeros((), dtype=torch.float64, device=device)
-            seen = 0
-            lr = optimizer.param_groups[0]["lr"]
-            parts = batches(*train_data, batch_size=batch_size, shuffle=True, generator=generator)
-            for i, batch in enumerate(parts):
-                if max_batches_per_epoch is not None and i >= max_batches_per_epoch:
-                    break
-                batch = _to_device(batch, device)
-                outputs, targets = _run_forward(forward_fn, model, batch)
-                loss = _check_loss(loss_fn(outputs, targets))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                rows = batch[0].shape[0]
-                total += loss.detach().to(torch.float64) * rows
-                seen += rows
-            record: dict[str, float] = {"epoch": epoch, "train_loss": total.item() / seen}
-            if val_data is not None:
-                result = evaluate(
-                    model,
-                    val_data,
-                    loss_fn=loss_fn,
-                    metrics=metrics,
-                    batch_size=max(batch_size, 512),
-                    forward=forward,
-                    device=device,
-                )
-                record.update({f"val_{key}": value for key, value in result.items()})
-            if scheduler is not None:
-                record["lr"] = float(lr)
-                if plateau:
-                    scheduler.step(record[watch])
-                else:
-                    scheduler.step()
+            record = run.end_epoch(run.train_epoch(epoch))
             history.records.append(record)
-
-            improved = True
-            if early_stopping is not None:
-                improved = early_stopping.step(record[watch], epoch, model)
-            elif val_data is not None:
-                value = record[watch]
-                improved = not math.isnan(value) and (
-                    best_checkpoint is None or value < best_checkpoint
-                )
-                if improved:
-                    best_checkpoint = value
-            if checkpoint_path is not None and improved:
-                save_checkpoint(checkpoint_path, model, optimizer, **record)
-
-            bar.update(1)
-            if verbose:
-                line = f"epoch {epoch:>{width}}/{epochs}" + "".join(
-                    f"  {key} {_format_value(key, value)}"
-                    for key, value in record.items()
-                    if key != "epoch"
-                )
-                if progress:
-                    bar.write(line)
-                else:
-                    print(line)
-            if early_stopping is not None and early_stopping.should_stop:
+            run.keep_best(record)
+            run.report(record, bar)
+            if run.should_stop():
                 break
-        bar.set_postfix_str(
-            "  ".join(
-                f"{k} {_format_value(k, v)}" for k, v in history.last.items() if k != "epoch"
-            ),
-            refresh=False,
-        )
+        bar.set_postfix_str(_describe(history.last), refresh=False)
     finally:
         bar.close()
-
-    if early_stopping is not None:
-        history.best_epoch = early_stopping.best_epoch
-        messages = []
-        if early_stopping.should_stop:
-            messages.append(
-                f"early stopping: {early_stopping.monitor} did not improve for "
-                f"{early_stopping.wait} epochs"
-            )
-        stopped_at = history.records[-1]["epoch"]
-        if (
-            early_stopping.restore_best
-            and early_stopping.best_state is not None
-            and early_stopping.best_epoch != stopped_at
-        ):
-            model.load_state_dict(early_stopping.best_state)
-            best = _format_value(early_stopping.monitor, float(early_stopping.best))
-            messages.append(
-                f"restored the weights of epoch {early_stopping.best_epoch} "
-                f"({early_stopping.monitor} {best})"
-            )
-        if verbose and messages:
-            print("; ".join(messages))
-    model.eval()
+    run.finish(history)
     return history
 
 
@@ -641,7 +723,7 @@ def evaluate(
         ``{"loss": ..., "accuracy": ...}``. The model's train/eval mode is restored afterwards.
     """
     _check_data(data, "data", forward)
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size")
     metrics = dict(metrics or {})
     if loss_fn is None and not metrics:
         raise ValueError("evaluate needs loss_fn or metrics (or both); got neither")
@@ -686,7 +768,7 @@ def predict(
     if not inputs:
         raise ValueError("predict needs at least one input tensor, e.g. predict(model, x)")
     _check_tensors(inputs, "inputs")
-    _check_batch_size(batch_size)
+    check_int(batch_size, "batch_size")
     device = _resolve_device(model, device)
     was_training = model.training
     model.eval()
@@ -695,7 +777,7 @@ def predict(
         for batch in batches(*inputs, batch_size=batch_size):
             out = model(*_to_device(batch, device))
             if not isinstance(out, Tensor):
-                raise ValueError(
+                raise TypeError(
                     f"predict expects the model to return a tensor, got {type(out).__name__}"
                 )
             outputs.append(out.cpu())
@@ -755,7 +837,7 @@ def save_checkpoint(
     """
     for key, value in extra.items():
         if not isinstance(value, _PLAIN):
-            raise ValueError(
+            raise TypeError(
                 f"checkpoint extra {key!r} must be a plain int/float/str/bool/None, got "
                 f"{type(value).__name__}; convert tensors with .item()"
             )
@@ -801,17 +883,3 @@ def load_checkpoint(
             raise ValueError(f"{path} holds no optimizer state; call it without optimizer")
         optimizer.load_state_dict(payload["optimizer"])
     return dict(payload.get("extra", {}))
-
-
-# ----------------------------------------------------------------------------- sizes
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of parameters (shared ones counted once); only ``requires_grad`` ones by default.
-
-    >>> count_parameters(nn.Linear(10, 3))   # 10 * 3 weights + 3 biases
-    33
-    """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

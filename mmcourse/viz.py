@@ -1,10 +1,11 @@
 """Figures for the chapters: images, training curves, confusion matrices, embeddings, attention.
 
-Every function draws with matplotlib's object API and returns the ``Figure``; end the notebook
-line with ``;`` so the figure is shown once and no ``<Figure ...>`` text is stored::
+Every function draws with matplotlib's object API and returns the ``Figure``; in a notebook,
+call ``plt.show()`` on the next line so the figure is shown once and no ``<Figure ...>`` text
+is stored::
 
-    viz.show_images(images[:16], titles=captions[:16]);
-    viz.plot_history(history);
+    viz.show_images(images[:16], titles=captions[:16])
+    plt.show()
 
 Inputs may be torch tensors, NumPy arrays or lists. Nothing here is random, so a figure is the
 same on every run.

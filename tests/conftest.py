@@ -54,3 +54,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def close_figures():
+    """Close every matplotlib figure a test opened (they pile up in memory otherwise)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -11,7 +11,7 @@ from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import Captioner, CaptionerState, teacher_forcing_pairs
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
-from mmcourse.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
 V = 12
 

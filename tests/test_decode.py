@@ -11,7 +11,7 @@ from torch import nn
 from mmcourse.decode import StepModel, greedy_decode, select_state
 from mmcourse.models.captioner import Captioner
 from mmcourse.models.image import CanvasEncoder
-from mmcourse.text import BOS_ID, EOS_ID, PAD_ID
+from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID
 
 V = 10
 

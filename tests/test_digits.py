@@ -9,41 +9,12 @@ from torch import nn
 from mmcourse.data.mnist import load_mnist, load_subset
 from mmcourse.digits import (
     RECIPE,
-    DigitNet,
     epochs_to_reach,
     random_shift,
     train_digit_classifier,
 )
 from mmcourse.train import History
 from tests.conftest import full_mnist_root, needs_full_mnist
-
-# ----------------------------------------------------------------------------- DigitNet
-
-
-def test_digit_net_shapes_and_parameters_by_hand():
-    model = DigitNet()
-    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
-    assert model.blocks(torch.zeros(2, 1, 28, 28)).shape == (2, 64, 3, 3)
-    convs = 1 * 16 * 9 + 16 * 32 * 9 + 32 * 64 * 9  # no conv biases: batch norm follows
-    norms = 2 * (16 + 32 + 64)
-    head = 64 * 3 * 3 * 10 + 10
-    assert sum(p.numel() for p in model.parameters()) == convs + norms + head
-    assert DigitNet(channels=(8, 8), image_size=32)(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"channels": ()}, "channels must be a non-empty tuple of positive ints"),
-        ({"channels": (8, 0)}, "channels must be a non-empty tuple of positive ints"),
-        ({"num_classes": 1}, "num_classes must be an int >= 2, got 1"),
-        ({"image_size": 4}, "image_size 4 is too small for 3 pooling blocks"),
-    ],
-)
-def test_digit_net_rejects(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        DigitNet(**kwargs)
-
 
 # ----------------------------------------------------------------------------- random_shift
 
@@ -124,21 +95,26 @@ def test_training_another_model_with_shift_and_float_inputs(subset):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-        ({"batch_size": 1}, "batch_size must be an int >= 2"),
-        ({"lr": 0.0}, "lr must be > 0"),
-        ({"weight_decay": -1.0}, "weight_decay >= 0"),
-        ({"pct_start": 1.0}, "pct_start must be between 0 and 1"),
-        ({"test_images": torch.zeros(3, 28, 28, dtype=torch.uint8)}, "pass both test_images"),
-        ({"batch_size": 256}, "need at least one full batch: 200 images < batch_size 256"),
-        ({"batch_size": 100}, "too few steps for the one-cycle schedule: 2"),
+        ({"epochs": 0}, ValueError, "epochs must be a positive int, got 0"),
+        ({"epochs": 1.0}, TypeError, "epochs must be a positive int, got float 1.0"),
+        ({"batch_size": 1}, ValueError, "batch_size must be an int >= 2, got 1"),
+        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0"),
+        ({"pct_start": 1.0}, ValueError, "pct_start must be between 0 and 1"),
+        (
+            {"test_images": torch.zeros(3, 28, 28, dtype=torch.uint8)},
+            ValueError,
+            "pass both test_images",
+        ),
+        ({"batch_size": 256}, ValueError, "need at least one full batch: 200 images < batch_size"),
+        ({"batch_size": 100}, ValueError, "too few steps for the one-cycle schedule: 2"),
     ],
 )
-def test_training_rejects_settings(subset, kwargs, match):
+def test_training_rejects_settings(subset, kwargs, error, match):
     x, y, _, _ = subset
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         train_digit_classifier(x[:200], y[:200], **kwargs)
 
 
@@ -147,7 +123,6 @@ def test_training_rejects_settings(subset, kwargs, match):
     [
         (torch.zeros(4, 784, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), r"\(N, H, W\)"),
         (torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long), r"\(B, 1, H, W\)"),
-        ([[0]], torch.zeros(1, dtype=torch.long), "images must be a torch.Tensor, got list"),
         (
             torch.zeros(4, 28, 28, dtype=torch.uint8),
             torch.zeros(4, dtype=torch.int32),
@@ -163,6 +138,13 @@ def test_training_rejects_settings(subset, kwargs, match):
 def test_training_rejects_data(images, labels, match):
     with pytest.raises(ValueError, match=match):
         train_digit_classifier(images, labels, batch_size=2)
+
+
+def test_training_rejects_data_that_are_not_tensors():
+    with pytest.raises(TypeError, match="images must be a torch.Tensor, got list"):
+        train_digit_classifier([[0]], torch.zeros(1, dtype=torch.long), batch_size=2)
+    with pytest.raises(TypeError, match="labels must be a torch.Tensor .*, got list"):
+        train_digit_classifier(torch.zeros(4, 28, 28, dtype=torch.uint8), [0, 1, 2, 3])
 
 
 def test_epochs_to_reach():
@@ -184,10 +166,23 @@ def test_epochs_to_reach():
 
 @pytest.mark.slow
 @needs_full_mnist
-def test_recipe_reaches_98_5_percent_on_full_mnist_in_one_epoch():
+def test_recipe_reaches_99_percent_on_full_mnist_in_one_epoch():
+    """The promise of chapter 04 and the README: 99 % test accuracy after one epoch (seed 0;
+    the six seeds measured gave 99.02-99.17 %, see mmcourse.digits)."""
     root = full_mnist_root()
     x, y = load_mnist("train", root=root)
     xt, yt = load_mnist("test", root=root)
-    # about 5 s of training on two idle cores (timing is the benchmark's job, not a test's)
+    # about 15 s of training on two idle cores (timing is the benchmark's job, not a test's)
     _, history = train_digit_classifier(x, y, xt, yt, epochs=RECIPE.epochs_full_mnist)
-    assert history.last["test_accuracy"] >= 0.985, history.to_table()
+    assert history.last["test_accuracy"] >= 0.99, history.to_table()
+
+
+def test_validation_digits_get_val_columns_and_a_bad_name_is_refused() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (256,))
+    _, history = train_digit_classifier(
+        x, y, x[:64], y[:64], epochs=2, batch_size=32, eval_name="val"
+    )
+    assert "val_accuracy" in history.keys() and "test_accuracy" not in history.keys()
+    with pytest.raises(ValueError, match="eval_name"):
+        train_digit_classifier(x, y, x[:64], y[:64], epochs=2, batch_size=32, eval_name="dev")

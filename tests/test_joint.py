@@ -14,22 +14,8 @@ from torch import nn
 from mmcourse import joint
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _close_figures() -> None:
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    """These tensors are tiny: one thread avoids thread hand-offs (much faster on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("close_figures", "one_thread")
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -51,8 +37,16 @@ def test_cosine_similarity_matrix_is_scale_invariant_and_safe_on_zero_rows() -> 
 @pytest.mark.parametrize(
     ("a", "b", "match"),
     [
-        (torch.ones(2), torch.ones(1, 2), r"a must have shape \(N, d\)"),
-        (torch.ones(2, 2), torch.ones(2, 3), "b must have 2 columns"),
+        (
+            torch.ones(2),
+            torch.ones(1, 2),
+            r"a must be a float tensor of shape \(N, D\), got shape \(2,\)",
+        ),
+        (
+            torch.ones(2, 2),
+            torch.ones(2, 3),
+            r"b must be a float tensor of shape \(M, 2\), got shape \(2, 3\)",
+        ),
         (torch.ones(2, 2, dtype=torch.long), torch.ones(2, 2), "a must be a float tensor"),
     ],
 )
@@ -62,7 +56,9 @@ def test_cosine_similarity_matrix_errors(a: object, b: object, match: str) -> No
 
 
 def test_cosine_similarity_matrix_refuses_a_list() -> None:
-    with pytest.raises(TypeError, match=r"a must be a torch.Tensor, got list \[\[1.0, 2.0\]\]"):
+    with pytest.raises(
+        TypeError, match=r"a must be a torch.Tensor of floats \(N, D\), got list \[\[1.0, 2.0\]\]"
+    ):
         joint.cosine_similarity_matrix([[1.0, 2.0]], torch.ones(1, 2))  # type: ignore[arg-type]
 
 
@@ -213,9 +209,13 @@ def test_joint_linear_errors() -> None:
     layer = joint.JointLinear(3, 2, 4)
     with pytest.raises(ValueError, match="same batch size, got 2 and 3"):
         layer(torch.randn(2, 3), torch.randn(3, 2))
-    with pytest.raises(ValueError, match="image features must have 3 columns"):
+    with pytest.raises(
+        ValueError, match=r"image features must be a float tensor of shape \(\w, 3\)"
+    ):
         layer(torch.randn(2, 4), torch.randn(2, 2))
-    with pytest.raises(ValueError, match="text features must have 2 columns"):
+    with pytest.raises(
+        ValueError, match=r"text features must be a float tensor of shape \(\w, 2\)"
+    ):
         layer.project_text(torch.randn(2, 3))
     with pytest.raises(TypeError, match="linear must be an nn.Linear"):
         joint.JointLinear.from_concat(nn.Conv1d(1, 1, 1), 1)  # type: ignore[arg-type]
@@ -226,11 +226,17 @@ def test_joint_linear_refuses_lists_and_bad_sizes() -> None:
     'shape')."""
     layer = joint.JointLinear(3, 2, 4)
     x, y = torch.randn(2, 3), torch.randn(2, 2)
-    with pytest.raises(TypeError, match=r"image features must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"image features must be a torch.Tensor of floats \(N, 3\), got list"
+    ):
         layer(x.tolist(), y)
-    with pytest.raises(TypeError, match=r"text features must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"text features must be a torch.Tensor of floats \(N, 2\), got list"
+    ):
         layer(x, y.tolist())
-    with pytest.raises(TypeError, match=r"image features must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"image features must be a torch.Tensor of floats \(N, 3\), got list"
+    ):
         layer.project_image(x.tolist())
     with pytest.raises(TypeError, match=r"joint_dim must be a positive int, got float 4.0"):
         joint.JointLinear(3, 2, 4.0)
@@ -296,13 +302,13 @@ def test_softmax_cross_entropy_gradient_matches_autograd() -> None:
 
 def test_gradient_errors() -> None:
     x, y, w_x, w_y = torch.randn(4, 3), torch.randn(4, 2), torch.randn(5, 3), torch.randn(5, 2)
-    with pytest.raises(ValueError, match="weight_x must have 3 columns"):
+    with pytest.raises(ValueError, match=r"weight_x must be a float tensor of shape \(\w, 3\)"):
         joint.joint_linear_backward(x, y, torch.randn(5, 2), w_y, torch.randn(4, 5))
     with pytest.raises(ValueError, match="same number of rows"):
         joint.joint_linear_backward(x, y, w_x, torch.randn(6, 2), torch.randn(4, 5))
     with pytest.raises(ValueError, match="same batch size, got 4 and 3"):
         joint.joint_linear_backward(x, torch.randn(3, 2), w_x, w_y, torch.randn(4, 5))
-    with pytest.raises(ValueError, match="grad_z must have 5 columns"):
+    with pytest.raises(ValueError, match=r"grad_z must be a float tensor of shape \(\w, 5\)"):
         joint.joint_linear_backward(x, y, w_x, w_y, torch.randn(4, 4))
     with pytest.raises(ValueError, match=r"grad_z must have shape \(4, 5\)"):
         joint.joint_linear_backward(x, y, w_x, w_y, torch.randn(3, 5))
@@ -429,7 +435,7 @@ def test_plot_pairs_joins_every_pair() -> None:
 
 
 def test_plot_errors() -> None:
-    with pytest.raises(ValueError, match="image_points must have 2 columns"):
+    with pytest.raises(ValueError, match=r"image_points must be a float tensor of shape \(\w, 2\)"):
         joint.plot_shared_space(torch.randn(4, 3), torch.zeros(4), torch.randn(2, 2), ["a", "b"])
     with pytest.raises(ValueError, match="got 1 words for 2 word points"):
         joint.plot_shared_space(torch.randn(4, 2), torch.zeros(4), torch.randn(2, 2), ["a"])

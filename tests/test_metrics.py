@@ -11,8 +11,10 @@ import pytest
 import sacrebleu
 import sklearn.metrics as skm
 import torch
+import torch.nn.functional as F
 
 from mmcourse import metrics as M
+from mmcourse.data.vqa import ATTRIBUTE_CLASSES
 
 # ----------------------------------------------------------------------------------------------
 # classification
@@ -77,26 +79,47 @@ def test_precision_recall_f1_hand_example() -> None:
 @pytest.mark.parametrize("average", ["macro", "micro", "none"])
 @pytest.mark.parametrize("seed", range(4))
 def test_precision_recall_f1_matches_sklearn(average: str, seed: int) -> None:
-    num_classes = 6
+    num_classes = 7
     pred, target = random_labels(seed, 120, num_classes)
     pred[pred == 5] = 0  # never predicted: precision 0/0 -> 0
     target[target == 4] = 3  # never true: recall 0/0 -> 0
-    p, r, f, _ = skm.precision_recall_fscore_support(
-        target,
-        pred,
-        labels=list(range(num_classes)),
-        average=None if average == "none" else average,
-        zero_division=0,
-    )
-    ours = M.precision_recall_f1(pred, target, num_classes, average=average)
-    assert set(ours) == {"precision", "recall", "f1"}
-    for name, expected in (("precision", p), ("recall", r), ("f1", f)):
+    pred[pred == 6] = 1  # class 6 neither true nor predicted
+    target[target == 6] = 2
+    sk_average = None if average == "none" else average
+    everything = list(range(num_classes))
+    for ours_labels, sk_labels in ((None, None), (everything, everything), ([1, 3, 6], [1, 3, 6])):
         if average == "none":
-            assert ours[name].shape == (num_classes,)
-            assert ours[name].tolist() == pytest.approx(expected.tolist())
-        else:
-            assert isinstance(ours[name], float)
-            assert ours[name] == pytest.approx(float(expected))
+            ours_labels, sk_labels = None, everything  # "none": one score per class id
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            target, pred, labels=sk_labels, average=sk_average, zero_division=0
+        )
+        ours = M.precision_recall_f1(pred, target, num_classes, average, labels=ours_labels)
+        assert set(ours) == {"precision", "recall", "f1"}
+        for name, expected in (("precision", p), ("recall", r), ("f1", f)):
+            if average == "none":
+                assert ours[name].shape == (num_classes,)
+                assert ours[name].tolist() == pytest.approx(expected.tolist())
+            else:
+                assert isinstance(ours[name], float)
+                assert ours[name] == pytest.approx(float(expected)), (name, ours_labels)
+
+
+def test_macro_f1_averages_over_the_classes_present_like_sklearn() -> None:
+    """43 answers, two never true nor predicted: by default they are left out of the average
+    (scikit-learn's default); labels=range(43) brings them back, each scored 0."""
+    pred, target = random_labels(3, 500, 41)
+    absent = {"f1": M.precision_recall_f1(pred, target, 43)["f1"]}
+    assert absent["f1"] == pytest.approx(skm.f1_score(target, pred, average="macro"))
+    everything = M.precision_recall_f1(pred, target, 43, labels=range(43))["f1"]
+    sk_everything = skm.f1_score(
+        target, pred, average="macro", labels=list(range(43)), zero_division=0
+    )
+    assert everything == pytest.approx(sk_everything)
+    assert everything == pytest.approx(absent["f1"] * 41 / 43)  # two zeros in the mean
+    # without num_classes the classes run up to the largest label seen
+    assert M.precision_recall_f1(pred, target) == pytest.approx(
+        M.precision_recall_f1(pred, target, 43)
+    )
 
 
 def test_micro_scores_equal_accuracy() -> None:
@@ -107,21 +130,32 @@ def test_micro_scores_equal_accuracy() -> None:
 
 def test_classification_errors() -> None:
     good = torch.tensor([0, 1])
-    with pytest.raises(TypeError, match=r"pred must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError,
+        match=r"pred must be a torch.Tensor of class indices \(N,\) or logits \(N, C\), got list",
+    ):
         M.accuracy([0, 1], good)
-    with pytest.raises(ValueError, match=r"pred must be class indices \(N,\).*got shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"pred must be an integer tensor of shape \(N,\), got shape \(2,\)"
+    ):
         M.accuracy(torch.tensor([0.0, 1.0]), good)  # float labels are ambiguous
-    with pytest.raises(ValueError, match=r"pred must be class indices.*got shape \(2, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"pred must be an integer tensor .*got shape \(2, 1, 1\)"):
         M.accuracy(torch.zeros(2, 1, 1), good)
     with pytest.raises(ValueError, match=r"need C >= 1 classes, got \(2, 0\)"):
         M.accuracy(torch.zeros(2, 0), good)
-    with pytest.raises(TypeError, match=r"target must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"target must be a torch.Tensor of integers \(2,\), got list"
+    ):
         M.accuracy(good, [0, 1])
-    with pytest.raises(ValueError, match=r"target must be class indices.*torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"target must be an integer tensor of shape \(2,\).*torch.float32"
+    ):
         M.accuracy(good, good.float())
-    with pytest.raises(ValueError, match=r"target must be class indices.*got shape \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"target must be an integer tensor .*got shape \(2, 1\)"):
         M.accuracy(good, good[:, None])
-    with pytest.raises(ValueError, match=r"same length N, got 2 and 3"):
+    with pytest.raises(
+        ValueError, match=r"target must be an integer tensor of shape \(2,\), got shape \(3,\)"
+    ):
         M.accuracy(good, torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"empty \(N = 0\)"):
         M.accuracy(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
@@ -135,6 +169,12 @@ def test_classification_errors() -> None:
         M.confusion_matrix(good, torch.tensor([-1, 1]), 2)
     with pytest.raises(ValueError, match=r"average must be one of \('macro', 'micro', 'none'\)"):
         M.precision_recall_f1(good, good, 2, average="weighted")
+    with pytest.raises(ValueError, match=r"labels must hold classes in 0..1, got min 0, max 2"):
+        M.precision_recall_f1(good, good, 2, labels=[0, 2])
+    with pytest.raises(ValueError, match=r"labels is empty"):
+        M.precision_recall_f1(good, good, 2, labels=[])
+    with pytest.raises(ValueError, match=r"labels must be an integer tensor"):
+        M.precision_recall_f1(good, good, 2, labels=[0.5])
 
 
 @pytest.mark.parametrize(
@@ -426,25 +466,37 @@ def test_retrieval_hand_example_and_ties() -> None:
 
 def test_retrieval_errors() -> None:
     sim, targets = torch.randn(3, 4), torch.tensor([0, 1, 2])
-    with pytest.raises(TypeError, match=r"similarity must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"similarity must be a torch.Tensor of floats \(Nq, Nc\), got list"
+    ):
         M.recall_at_k(sim.tolist(), targets)
-    with pytest.raises(ValueError, match=r"similarity must be a float matrix.*got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"similarity must be a float tensor of shape \(Nq, Nc\), got shape \(3,\)"
+    ):
         M.recall_at_k(torch.randn(3), targets)
-    with pytest.raises(ValueError, match=r"similarity must be a float matrix.*torch.int64"):
+    with pytest.raises(ValueError, match=r"similarity must be a float tensor .*torch.int64"):
         M.median_rank(torch.ones(3, 4, dtype=torch.long), targets)
     with pytest.raises(ValueError, match=r"similarity is empty, got shape \(3, 0\)"):
         M.recall_at_k(torch.randn(3, 0), targets)
     with pytest.raises(ValueError, match=r"similarity holds NaN"):
         M.recall_at_k(torch.full((3, 4), math.nan), targets)
-    with pytest.raises(TypeError, match=r"targets must be a torch.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"targets must be a torch.Tensor of candidate indices \(Nq,\) or a bool"
+    ):
         M.recall_at_k(sim, [0, 1, 2])
-    with pytest.raises(ValueError, match=r"targets must be indices \(Nq,\).*torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"targets must be an integer tensor of shape \(3,\).*torch.float32"
+    ):
         M.recall_at_k(sim, targets.float())
-    with pytest.raises(ValueError, match=r"targets must be indices.*got shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"targets must be an integer tensor .*got shape \(3, 1\)"):
         M.recall_at_k(sim, targets[:, None])
-    with pytest.raises(ValueError, match=r"one entry per query \(Nq=3\), got 2 entries"):
+    with pytest.raises(
+        ValueError, match=r"targets must be an integer tensor of shape \(3,\), got shape \(2,\)"
+    ):
         M.recall_at_k(sim, targets[:2])
-    with pytest.raises(ValueError, match=r"targets must index candidates 0..3, got min 0, max 4"):
+    with pytest.raises(
+        ValueError, match=r"targets must hold candidate indices in 0..3, got min 0, max 4"
+    ):
         M.recall_at_k(sim, torch.tensor([0, 1, 4]))
     with pytest.raises(
         ValueError, match=r"relevance matrix must have the shape.*\(3, 4\).*\(3, 3\)"
@@ -454,17 +506,48 @@ def test_retrieval_errors() -> None:
     no_relevant[1] = False
     with pytest.raises(ValueError, match=r"at least one relevant candidate.*row\(s\) \[1\]"):
         M.median_rank(sim, no_relevant)
-    with pytest.raises(ValueError, match=r"every k must be an int in 1..4.*got 5"):
+    with pytest.raises(
+        ValueError,
+        match=r"every k \(at most the number of candidates\) must be an int in 1..4, got 5",
+    ):
         M.recall_at_k(sim, targets, ks=(1, 5))
-    with pytest.raises(ValueError, match=r"every k must be an int in 1..4.*got 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"every k \(at most the number of candidates\) must be an int in 1..4, got 0",
+    ):
         M.recall_at_k(sim, targets, ks=(0,))
     with pytest.raises(TypeError, match=r"ks must be a non-empty sequence of ints.*got 5"):
         M.recall_at_k(sim, targets, ks=5)
     with pytest.raises(ValueError, match=r"ks must be a non-empty sequence.*got \(\)"):
         M.recall_at_k(sim, targets, ks=())
-    with pytest.raises(TypeError, match=r"every k must be an int in 1..4.*got 1.0"):
+    with pytest.raises(
+        TypeError,
+        match=r"every k \(at most the number of candidates\) must be an int in 1..4, got float 1.0",
+    ):
         M.recall_at_k(sim, targets, ks=(1.0,))
     partly_nan = sim.clone()
     partly_nan[1, 2] = math.nan
     with pytest.raises(ValueError, match=r"^similarity holds NaN; every score must be a number$"):
         M.retrieval_ranks(partly_nan, targets)
+
+
+def test_slot_attribute_accuracy_counts_each_attribute() -> None:
+    b = 6
+    targets = torch.stack([torch.randint(0, c, (b, 3)) for c in ATTRIBUTE_CLASSES], dim=-1)
+    perfect = torch.cat(
+        [F.one_hot(targets[..., i], c).float() for i, c in enumerate(ATTRIBUTE_CLASSES)], -1
+    )
+    torch.testing.assert_close(M.slot_attribute_accuracy(perfect, targets), torch.ones(4))
+    # the first slot's digit wrong on two canvases (2 of 18 digits), every slant wrong
+    wrong = targets.clone()
+    wrong[:2, 0, 0] = (wrong[:2, 0, 0] + 1) % ATTRIBUTE_CLASSES[0]
+    wrong[..., 3] = (wrong[..., 3] + 1) % ATTRIBUTE_CLASSES[3]
+    spoiled = torch.cat(
+        [F.one_hot(wrong[..., i], c).float() for i, c in enumerate(ATTRIBUTE_CLASSES)], -1
+    )
+    expected = torch.tensor([1 - 2 / 18, 1.0, 1.0, 0.0])
+    torch.testing.assert_close(M.slot_attribute_accuracy(spoiled, targets), expected)
+    with_nan = perfect.clone()
+    with_nan[0, 1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
+        M.slot_attribute_accuracy(with_nan, targets)

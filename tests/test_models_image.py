@@ -10,9 +10,11 @@ from torch import nn
 from mmcourse.models.image import (
     ArticleCNN,
     CanvasEncoder,
+    DigitNet,
     VGGStyle,
     check_images,
     conv_block,
+    coordinate_maps,
     resnet18_mnist,
 )
 
@@ -295,3 +297,41 @@ def test_image_encoders_refuse_bad_sizes(make, match):
 def test_image_encoders_refuse_sizes_of_the_wrong_type(make, match):
     with pytest.raises(TypeError, match=match):
         make()
+
+
+def test_coordinate_maps() -> None:
+    coords = coordinate_maps(2, 3, 5)
+    assert coords.shape == (2, 2, 3, 5)
+    torch.testing.assert_close(coords[0, 0, 1], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    torch.testing.assert_close(coords[1, 1, :, 2], torch.tensor([-1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="height must be a positive int"):
+        coordinate_maps(1, 0, 3)
+
+
+# ----------------------------------------------------------------------------- DigitNet
+
+
+def test_digit_net_shapes_and_parameters_by_hand():
+    model = DigitNet()
+    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+    assert model.blocks(torch.zeros(2, 1, 28, 28)).shape == (2, 64, 3, 3)
+    convs = 1 * 16 * 9 + 16 * 32 * 9 + 32 * 64 * 9  # no conv biases: batch norm follows
+    norms = 2 * (16 + 32 + 64)
+    head = 64 * 3 * 3 * 10 + 10
+    assert sum(p.numel() for p in model.parameters()) == convs + norms + head
+    assert DigitNet(channels=(8, 8), image_size=32)(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"channels": ()}, ValueError, "channels must be a non-empty tuple of positive ints"),
+        ({"channels": (8, 0)}, ValueError, "channels must be a non-empty tuple of positive ints"),
+        ({"channels": (8, 8.0)}, TypeError, "channels must be a non-empty tuple of positive ints"),
+        ({"num_classes": 1}, ValueError, "num_classes must be an int >= 2, got 1"),
+        ({"image_size": 4}, ValueError, "image_size 4 is too small for 3 pooling blocks"),
+    ],
+)
+def test_digit_net_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DigitNet(**kwargs)

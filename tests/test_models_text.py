@@ -22,7 +22,7 @@ from mmcourse.models.text import (
     ids_to_lengths,
     last_real_step,
 )
-from mmcourse.text import PAD_ID
+from mmcourse.vocab import PAD_ID
 
 V = 20
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from mmcourse import course, doctor, utils
+from mmcourse import chapters, doctor, utils
 from mmcourse.data import captions as C
 from mmcourse.data import mnist, stats
 
@@ -61,12 +61,19 @@ def test_doctor_reports_a_broken_subset(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert not finding.ok and "missing" in finding.detail
 
 
-def test_course_map_lists_every_notebook() -> None:
+def test_course_map_lists_every_notebook_and_only_existing_ones() -> None:
     from pathlib import Path
 
     files = sorted(p.name for p in (Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-    assert [c.file for c in course.CHAPTERS if c.file in files] == files
-    fig = course.draw_map()
+    # every entry points at a notebook that exists, and every notebook has an entry, in order
+    assert [c.file for c in chapters.CHAPTERS] == files
+    assert [c.number for c in chapters.CHAPTERS] == [int(f[:2]) for f in files]
+    assert {c.step for c in chapters.CHAPTERS} <= {
+        "overview",
+        *chapters.RECIPE,
+        "training + evaluation",
+    }
+    fig = chapters.draw_map()
     assert len(fig.axes) == 1
     plt.close(fig)
 

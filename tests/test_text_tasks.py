@@ -28,7 +28,7 @@ from mmcourse.data.text_tasks import (
     order_blind_bound,
     slot_digit_task,
 )
-from mmcourse.text import Vocabulary
+from mmcourse.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ counting, early stopping against a scripted validation sequence.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,7 +17,6 @@ from mmcourse.train import (
     EarlyStopping,
     History,
     batches,
-    count_parameters,
     evaluate,
     fit,
     load_checkpoint,
@@ -26,16 +24,9 @@ from mmcourse.train import (
     save_checkpoint,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 QUIET = {"progress": False, "verbose": False}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def blobs(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +89,7 @@ def test_batches_rejects_bad_input() -> None:
         list(batches(torch.zeros(5), batch_size=-3))
     with pytest.raises(ValueError, match="at least one tensor"):
         list(batches(batch_size=2))
-    with pytest.raises(ValueError, match=r"tensors\[1\] must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"tensors\[1\] must be a torch.Tensor, got list"):
         list(batches(torch.zeros(2), [1, 2], batch_size=2))  # type: ignore[arg-type]
 
 
@@ -335,6 +326,73 @@ def test_scheduler_is_stepped_per_epoch_and_lr_recorded() -> None:
     assert plateau.best == history.last["train_loss"]  # stepped with the monitored number
 
 
+def test_per_step_scheduler_is_stepped_after_every_optimizer_step() -> None:
+    x, y = blobs(60)  # batches of 16: 16, 16, 16, 12 -> 4 optimizer steps per epoch
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    halving = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5**step)
+    history = fit(
+        model,
+        (x, y),
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=opt,
+        epochs=2,
+        batch_size=16,
+        scheduler=halving,
+        scheduler_step="step",
+        **QUIET,
+    )
+    # by hand: the rate where the schedule stands at each epoch's end, 4 and 8 halvings
+    assert history["lr"] == [0.5**4, 0.5**8]
+    assert halving.last_epoch == 8
+
+
+def test_one_cycle_schedule_over_whole_batches_only() -> None:
+    x, y = blobs(60)  # 60 // 16 = 3 whole batches per epoch; the ragged 12 rows are left out
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=2 * 3)
+    fit(
+        model,
+        (x, y),
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=opt,
+        epochs=2,
+        batch_size=16,
+        scheduler=one_cycle,
+        scheduler_step="step",
+        max_batches_per_epoch=60 // 16,
+        **QUIET,
+    )
+    assert one_cycle.last_epoch == 6  # one more step would be refused by OneCycleLR
+
+
+def test_on_epoch_end_sees_each_record_and_may_add_to_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    x, y = blobs(60)
+    model = nn.Linear(2, 3)
+    seen: list[dict] = []
+
+    def double(record: dict) -> None:
+        seen.append(dict(record))
+        record["double"] = 2 * record["train_loss"]
+
+    history = fit(
+        model,
+        (x, y),
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=3,
+        val_data=(x, y),
+        on_epoch_end=double,
+        progress=False,
+    )
+    assert [r["epoch"] for r in seen] == [1, 2, 3] and all("val_loss" in r for r in seen)
+    assert history["double"] == [2 * value for value in history["train_loss"]]
+    assert "  double " in capsys.readouterr().out.splitlines()[0]
+
+
 def test_verbose_prints_one_line_per_epoch(capsys: pytest.CaptureFixture[str]) -> None:
     x, y = blobs(60)
     model = nn.Linear(2, 3)
@@ -416,14 +474,14 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_best(
         early_stopping=EarlyStopping(patience=2),
         progress=False,
     )
-    # best at epoch 2; epochs 3 and 4 are tolerated (patience 2); epoch 5 stops.
-    assert history["val_loss"] == [1.0, 0.8, 0.9, 0.85, 0.95]
+    # best at epoch 2; epochs 3 and 4 bring no improvement: with patience 2 it stops after 4
+    assert history["val_loss"] == [1.0, 0.8, 0.9, 0.85]
     assert history.best_epoch == 2
     for key, value in model.state_dict().items():
         assert torch.equal(value, snapshots[1][key])
-    assert not torch.equal(snapshots[1]["weight"], snapshots[4]["weight"])
+    assert not torch.equal(snapshots[1]["weight"], snapshots[3]["weight"])
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "early stopping: val_loss did not improve for 3 epochs; "
+        "early stopping: val_loss did not improve for 2 epochs; "
         "restored the weights of epoch 2 (val_loss 0.8000)"
     )
 
@@ -457,21 +515,64 @@ def test_early_stopping_max_mode_min_delta_and_restore_at_the_end(
     assert torch.equal(model.weight.detach(), fake.weights[1])  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("patience", [1, 2, 3, 4])
+def test_early_stopping_patience_counts_epochs_without_improvement(
+    monkeypatch: pytest.MonkeyPatch, patience: int
+) -> None:
+    """Keras's and Lightning's rule: the best epoch, then ``patience`` epochs without
+    improvement, then stop. Counted by hand: best at epoch 2, so 2 + patience epochs run."""
+    scripted_evaluate(monkeypatch, [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1])
+    x, y = blobs(30)
+    model = nn.Linear(2, 3)
+    stopper = EarlyStopping(patience=patience)
+    history = fit(
+        model,
+        (x, y),
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=8,
+        val_data=(x, y),
+        early_stopping=stopper,
+        **QUIET,
+    )
+    assert len(history) == 2 + patience
+    assert stopper.wait == patience and history.best_epoch == 2
+
+
 def test_early_stopping_rules_by_hand() -> None:
-    stopper = EarlyStopping(patience=0)
+    stopper = EarlyStopping(patience=1)
     assert stopper.step(1.0, 1) and not stopper.should_stop
     assert not stopper.step(1.0, 2) and stopper.should_stop  # equal is no improvement
     stopper.reset()
     assert stopper.best is None and not stopper.should_stop
+    stopper = EarlyStopping(patience=2)
+    assert [stopper.step(v, e) for e, v in enumerate([3.0, 2.0, 2.5, 1.0, 1.5, 1.2], 1)] == [
+        True,
+        True,
+        False,
+        True,  # an improvement resets the count
+        False,
+        False,
+    ]
+    assert stopper.should_stop and stopper.best_epoch == 4
     assert not EarlyStopping().improved(float("nan"))
-    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'lowest'"):
-        EarlyStopping(mode="lowest")
-    with pytest.raises(ValueError, match="patience must be a non-negative int, got -1"):
-        EarlyStopping(patience=-1)
-    with pytest.raises(ValueError, match="min_delta must be a number >= 0"):
-        EarlyStopping(min_delta=-0.1)
-    with pytest.raises(ValueError, match="monitor must be a record key"):
-        EarlyStopping(monitor="")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"mode": "lowest"}, ValueError, r"mode must be one of \('min', 'max'\), got 'lowest'"),
+        ({"patience": 0}, ValueError, "patience must be a positive int, got 0"),
+        ({"patience": 1.5}, TypeError, "patience must be a positive int, got float 1.5"),
+        ({"min_delta": -0.1}, ValueError, "min_delta must be a finite number >= 0, got -0.1"),
+        ({"min_delta": "0"}, TypeError, "min_delta must be a finite number >= 0, got str"),
+        ({"monitor": ""}, ValueError, "monitor must be a record key"),
+        ({"monitor": 3}, TypeError, "monitor must be a record key"),
+    ],
+)
+def test_early_stopping_rejects(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        EarlyStopping(**kwargs)
 
 
 # ----------------------------------------------------------------------------- history
@@ -534,16 +635,6 @@ def test_predict_concatenates_in_eval_mode_on_cpu() -> None:
     assert model.training
 
 
-def test_count_parameters() -> None:
-    model = nn.Sequential(nn.Linear(10, 3), nn.Linear(3, 2))
-    assert count_parameters(model) == 10 * 3 + 3 + 3 * 2 + 2
-    model[0].requires_grad_(False)
-    assert count_parameters(model) == 8
-    assert count_parameters(model, trainable_only=False) == 41
-    with pytest.raises(ValueError, match="model must be an nn.Module, got list"):
-        count_parameters([1])  # type: ignore[arg-type]
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -590,7 +681,7 @@ def test_checkpoint_refuses_pickled_code(tmp_path) -> None:
 
 def test_checkpoint_errors(tmp_path) -> None:
     model = nn.Linear(2, 2)
-    with pytest.raises(ValueError, match="extra 'loss' must be a plain int/float/str"):
+    with pytest.raises(TypeError, match="extra 'loss' must be a plain int/float/str"):
         save_checkpoint(tmp_path / "a.pt", model, loss=torch.tensor(1.0))
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt", model)
@@ -662,7 +753,7 @@ def test_fit_checkpoints_the_best_epoch(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def _fit(model: nn.Module | None = None, **changes: object) -> History:
     x, y = blobs(30)
-    model = model if model is not None else nn.Linear(2, 3)
+    model = model if model is not None else changes.pop("model", nn.Linear(2, 3))
     kwargs: dict = {"loss_fn": nn.CrossEntropyLoss(), "epochs": 1, **QUIET, **changes}
     if "optimizer" not in kwargs:
         kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -686,12 +777,10 @@ class PlainList(nn.Module):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-        ({"epochs": 2.0}, "epochs must be an int >= 1, got 2.0"),
+        ({"epochs": 0}, "epochs must be a positive int, got 0"),
         ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
         ({"train_data": ()}, r"train_data is empty: expected at least one tensor"),
         ({"train_data": (torch.zeros(0, 2), torch.zeros(0))}, "train_data is empty: .* 0 rows"),
-        ({"train_data": torch.zeros(3, 2)}, "train_data must be a tuple of tensors"),
         (
             {"train_data": (torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))},
             r"same first dimension .* lengths \[3, 4\]",
@@ -700,16 +789,44 @@ class PlainList(nn.Module):
         ({"val_data": (torch.zeros(3, 2), torch.zeros(2))}, r"val_data .* lengths \[3, 2\]"),
         ({"metrics": {"accuracy": accuracy}}, "computed on val_data, but val_data is None"),
         ({"early_stopping": EarlyStopping()}, r"monitors 'val_loss', .* pass val_data"),
-        ({"max_batches_per_epoch": 0}, "max_batches_per_epoch must be None or an int >= 1"),
-        ({"seed": -1}, "seed must be None or a non-negative int"),
+        ({"max_batches_per_epoch": 0}, "max_batches_per_epoch must be a positive int, got 0"),
+        ({"seed": -1}, "seed must be an int >= 0, got -1"),
         ({"loss_fn": nn.CrossEntropyLoss(reduction="none")}, r"scalar tensor .* got \(30,\)"),
-        ({"forward": lambda m, b: m(b[0])}, r"must return a pair \(outputs, targets\)"),
-        ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer, got str"),
+        ({"scheduler_step": "batch"}, r"scheduler_step must be one of \('epoch', 'step'\)"),
     ],
 )
 def test_fit_rejects(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _fit(**changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 2.0}, "epochs must be a positive int, got float 2.0"),
+        ({"train_data": torch.zeros(3, 2)}, "train_data must be a tuple of tensors"),
+        ({"train_data": (torch.zeros(3, 2), [1, 2, 3])}, r"train_data\[1\] must be a torch"),
+        ({"seed": "0"}, "seed must be an int >= 0, got str '0'"),
+        ({"loss_fn": "mse"}, "loss_fn must be callable, got str 'mse'"),
+        ({"loss_fn": lambda o, t: 1.0}, "the value of loss_fn must be a torch.Tensor"),
+        ({"forward": lambda m, b: m(b[0])}, r"must return a pair \(outputs, targets\)"),
+        ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer, got str"),
+        ({"early_stopping": "val_loss"}, "early_stopping must be an EarlyStopping, got str"),
+        ({"on_epoch_end": 3}, "on_epoch_end must be callable, got int 3"),
+        ({"model": "net", "optimizer": None}, "model must be a torch.nn.Module, got str 'net'"),
+    ],
+)
+def test_fit_rejects_wrong_types(changes: dict, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        _fit(**changes)
+
+
+def test_fit_rejects_a_plateau_scheduler_stepped_per_batch() -> None:
+    model = nn.Linear(2, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau reacts to one number per epoch"):
+        _fit(model, optimizer=optimizer, scheduler=plateau, scheduler_step="step")
 
 
 def test_fit_rejects_a_model_without_trainable_parameters() -> None:
@@ -747,7 +864,7 @@ def test_evaluate_and_predict_reject() -> None:
         predict(model)
     with pytest.raises(ValueError, match="predict got inputs with 0 rows"):
         predict(model, x[:0])
-    with pytest.raises(ValueError, match="expects the model to return a tensor, got tuple"):
+    with pytest.raises(TypeError, match="expects the model to return a tensor, got tuple"):
         predict(lambda_module(lambda t: (t, t)), x)
 
 

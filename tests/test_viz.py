@@ -5,8 +5,6 @@ PCA is compared with NumPy's SVD, the normalised confusion matrix with scikit-le
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,13 +20,7 @@ from mmcourse import viz
 from mmcourse.train import History
 
 # A layout or other warning would end up in a notebook's stored output: make it fail here.
-pytestmark = pytest.mark.filterwarnings("error")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures() -> Iterator[None]:
-    yield
-    plt.close("all")
+pytestmark = [pytest.mark.usefixtures("close_figures"), pytest.mark.filterwarnings("error")]
 
 
 # ----------------------------------------------------------------------------- images

@@ -17,7 +17,7 @@ from mmcourse.data.captions import (
     THICKNESSES,
     make_mnist_captions,
 )
-from mmcourse.text import PAD_ID, UNK_ID, Vocabulary
+from mmcourse.vocab import PAD_ID, UNK_ID, Vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections import Counter
 import torch
 
 from mmcourse.data.captions import ATTRIBUTES, N_TEMPLATES, MNISTCaptions
-from mmcourse.text import tokenize
+from mmcourse.vocab import tokenize
 
 
 def attribute_table(data: MNISTCaptions, attribute: str) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 
 from mmcourse._validate import check_no_nan, check_tensor
 from mmcourse.data.captions import N_TEMPLATES, NUMBER_WORDS, SLOTS, MNISTCaptions
-from mmcourse.text import Vocabulary, tokenize
+from mmcourse.vocab import Vocabulary, tokenize
 
 SLOT_ANSWERS: tuple[str, ...] = (*NUMBER_WORDS, "none")
 """The classes of :func:`slot_digit_task`: the ten digits, then ``"none"`` (an empty slot)."""

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse._validate import check_no_nan
+from mmcourse._validate import check_float, check_indices, check_no_nan
 from mmcourse.data.captions import ANSWERS, QUESTION_TYPES, MNISTCaptions
-from mmcourse.text import Vocabulary
+from mmcourse.vocab import Vocabulary
 
 ANSWER_IDS = {answer: i for i, answer in enumerate(ANSWERS)}
 ATTRIBUTE_NAMES = ("digit", "size", "thickness", "slant")
@@ -243,3 +243,13 @@ def accuracy_by_type(predictions: torch.Tensor, examples: VQAExamples) -> dict[s
         for i, name in enumerate(QUESTION_TYPES)
         if (examples.types == i).any()
     }
+
+
+def split_slot_logits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The logits of each attribute, ``(B, slots, classes)`` for digit, size, thickness and
+    slant, out of a slot head's ``(B, slots, 22)`` output, checked against the
+    :func:`slot_targets` ``(B, slots, 4)`` they are scored with."""
+    check_float(logits, "logits", ("B", "slots", sum(ATTRIBUTE_CLASSES)))
+    check_indices(targets, "targets", (*logits.shape[:2], len(ATTRIBUTE_CLASSES)))
+    check_no_nan(logits, "logits")
+    return logits.split(ATTRIBUTE_CLASSES, dim=2)

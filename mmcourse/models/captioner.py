@@ -44,7 +44,7 @@ from mmcourse._validate import check_int, check_probability
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import check_ids
-from mmcourse.text import PAD_ID
+from mmcourse.vocab import PAD_ID
 
 
 def teacher_forcing_pairs(captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

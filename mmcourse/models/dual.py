@@ -30,7 +30,7 @@ from mmcourse.losses import LearnableTemperature
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import TEXT_ENCODERS, build_text_encoder
-from mmcourse.text import PAD_ID
+from mmcourse.vocab import PAD_ID
 
 
 def _check_out_dim(module: nn.Module, name: str) -> int:

@@ -6,7 +6,10 @@
   (:meth:`CanvasEncoder.forward_grid`).
 - :class:`VGGStyle` -- VGG's recipe at digit scale: stages of 3x3 convolutions, each stage closed
   by a 2x2 max-pool.
+- :class:`DigitNet` -- a narrow three-block CNN with batch norm that passes 99 % on MNIST in one
+  epoch (:mod:`mmcourse.digits` holds its training recipe).
 - :func:`resnet18_mnist` -- torchvision's ResNet-18 with its stem adapted to 1x28x28 digits.
+- :func:`check_images`, :func:`conv_block`, :func:`coordinate_maps` -- building blocks.
 """
 
 from __future__ import annotations
@@ -45,6 +48,23 @@ def conv_block(in_channels: int, out_channels: int, batch_norm: bool = False) ->
         layers.append(nn.BatchNorm2d(out_channels))
     layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
     return nn.Sequential(*layers)
+
+
+def coordinate_maps(
+    batch: int, height: int, width: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """``(batch, 2, height, width)``: the x and y coordinate of every position, in [-1, 1].
+
+    Convolutions do not know *where* they are; appending these two maps (as FiLM and
+    "CoordConv" do) lets a layer tell the left of the canvas from its right.
+    """
+    check_int(batch, "batch")
+    check_int(height, "height")
+    check_int(width, "width")
+    ys = torch.linspace(-1.0, 1.0, height, device=device)
+    xs = torch.linspace(-1.0, 1.0, width, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])[None].expand(batch, -1, -1, -1)
 
 
 class ArticleCNN(nn.Module):
@@ -207,6 +227,49 @@ class VGGStyle(nn.Module):
         ``(B, feature_dim(H, W))`` when the model has no classifier."""
         features = self.flatten(self.forward_features(x))
         return features if self.classifier is None else self.classifier(features)
+
+
+class DigitNet(nn.Module):
+    """A fast digit classifier: ``len(channels)`` conv blocks with batch norm, flatten, one
+    linear layer (the network of the recipe in :mod:`mmcourse.digits`).
+
+    Each block is 3x3 conv (padding 1, no bias) -> BatchNorm -> ReLU -> 2x2 max-pool
+    (:func:`mmcourse.models.image.conv_block`), so with three blocks a 1x28x28 digit becomes
+    ``channels[-1] x 3 x 3`` feature maps. ``blocks.0``, ``blocks.1``, ... name the blocks
+    (handy for :func:`mmcourse.models.introspect.capture_output`).
+    """
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32, 64),
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        check_sizes(channels, "channels")
+        check_int(num_classes, "num_classes", minimum=2)
+        side = image_size
+        for _ in channels:
+            side //= 2
+        if side < 1:
+            raise ValueError(
+                f"image_size {image_size} is too small for {len(channels)} pooling blocks "
+                f"(each halves the side); it must be at least {2 ** len(channels)}"
+            )
+        self.in_channels = in_channels
+        self.image_size = image_size
+        widths = (in_channels, *channels)
+        self.blocks = nn.Sequential(
+            *(conv_block(a, b, batch_norm=True) for a, b in zip(widths, widths[1:]))
+        )
+        self.flatten = nn.Flatten()
+        self.head = nn.Linear(channels[-1] * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, image_size, image_size)`` -> logits ``(B, num_classes)``."""
+        check_images(x, self.in_channels)
+        return self.head(self.flatten(self.blocks(x)))
 
 
 def resnet18_mnist(num_classes: int = 10, in_channels: int = 1) -> nn.Module:

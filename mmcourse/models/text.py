@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmcourse._validate import check_int, check_probability, check_tensor
-from mmcourse.text import PAD_ID
+from mmcourse.vocab import PAD_ID
 
 
 def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:

@@ -186,22 +186,3 @@ def padding_mask(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ValueError("padding_mask expects a 2-D tensor of ids (B, T)")
     return ids == pad_id
-
-
-def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-    """``(B,)`` lengths -> ``(B, T)`` bool mask, ``True`` on real tokens."""
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or len(lengths) == 0:
-        raise ValueError("lengths_to_mask expects a non-empty 1-D tensor of lengths")
-    if lengths.is_floating_point() or lengths.dtype == torch.bool or lengths.min() < 0:
-        raise ValueError(f"lengths must be non-negative integers, got {lengths.tolist()}")
-    width = int(lengths.max()) if max_len is None else max_len
-    if width < int(lengths.max()):
-        raise ValueError(f"max_len={max_len} is shorter than the longest sequence")
-    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """``(T, T)`` bool mask, ``True`` above the diagonal: a decoder may not look ahead."""
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    return torch.triu(torch.ones(size, size, dtype=torch.bool, device=device), diagonal=1)

@@ -6,6 +6,9 @@
 - :func:`layer_summary` -- per layer: output shape, parameters and multiply-accumulates (MACs).
 - :func:`summary_table` -- that summary as a text table; :func:`count_macs` its total.
 - :func:`capture_output` -- the output of one named layer (e.g. feature maps to look at).
+- :func:`count_parameters` -- how many parameters (all, or only the trainable ones).
+- :func:`find_unregistered_modules` -- layers or parameters hidden from PyTorch in plain Python
+  containers (never trained, moved or saved).
 
 MACs are counted by formula for the layers that do nearly all the work -- convolutions and
 linear layers -- *for one example* (whatever the batch size of the example passed in):
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmcourse._validate import check_int, check_module, check_tensor
+
 
 def conv_output_size(
     size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
@@ -49,8 +54,7 @@ def conv_output_size(
         ("padding", padding, 0),
         ("dilation", dilation, 1),
     ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        check_int(value, name, minimum=low)
     span = dilation * (kernel - 1) + 1
     if size + 2 * padding < span:
         raise ValueError(
@@ -76,13 +80,8 @@ class LayerInfo:
 
 
 def _check_model_and_example(model: nn.Module, example: torch.Tensor) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(example, torch.Tensor):
-        raise ValueError(
-            f"example must be a torch.Tensor (a batch, e.g. shape (1, 1, 28, 28)), "
-            f"got {type(example).__name__}"
-        )
+    check_module(model)
+    check_tensor(example, "example", "(a batch, e.g. shape (1, 1, 28, 28))")
     if example.dim() < 1 or example.shape[0] < 1:
         raise ValueError(
             f"example must be a non-empty batch with the batch dimension first, "
@@ -184,7 +183,8 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     ``Linear``: ``in_features * out_features`` per output row. Other layers: 0.
     ``output`` is the layer's output, batch dimension first.
     """
-    if not isinstance(output, torch.Tensor) or output.dim() < 1:
+    check_tensor(output, "output", "(the layer's output, batch dimension first)")
+    if output.dim() < 1:
         raise ValueError("output must be the layer's output tensor (batch dimension first)")
     if isinstance(module, nn.modules.conv._ConvNd):
         positions = math.prod(output.shape[2:])
@@ -238,17 +238,29 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     return sum(row.macs for row in layer_summary(model, example))
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model`` (only those with ``requires_grad`` if asked)."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model``; a parameter shared by two layers is counted once.
+
+    Args:
+        model: any module.
+        trainable_only: count only the parameters with ``requires_grad`` (what an optimizer
+            can change). The default, ``False``, counts all of them, frozen ones included: the
+            size of the model. For a model with a frozen backbone the two differ.
+
+    >>> count_parameters(nn.Linear(10, 3))  # 10 * 3 weights + 3 biases
+    33
+    >>> frozen = nn.Sequential(nn.Linear(10, 3).requires_grad_(False), nn.Linear(3, 2))
+    >>> count_parameters(frozen), count_parameters(frozen, trainable_only=True)
+    (41, 8)
+    """
+    check_module(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def summary_table(rows: list[LayerInfo], totals: bool = True) -> str:
     """:func:`layer_summary` rows as an aligned text table (thousands separated)."""
     if not isinstance(rows, list) or not all(isinstance(r, LayerInfo) for r in rows):
-        raise ValueError("rows must be the list of LayerInfo that layer_summary returns")
+        raise TypeError("rows must be the list of LayerInfo that layer_summary returns")
     header = ("layer", "type", "output shape", "params", "MACs")
     lines = [
         (
@@ -290,3 +302,60 @@ def capture_output(model: nn.Module, module_name: str, example: torch.Tensor) ->
     if not calls:
         raise ValueError(f"module {module_name!r} did not run (or returned no tensor)")
     return calls[0][3].cpu()
+
+
+# ----------------------------------------------------------------------------- registration
+
+_MAX_DEPTH = 5
+"""How deep :func:`find_unregistered_modules` looks into nested plain containers."""
+
+
+def _hides(value: object, registered: set[int], depth: int = 0) -> bool:
+    """Whether ``value`` is, or holds in plain lists/tuples/sets/dicts, a module, a parameter or a
+    trainable leaf tensor that is not among the ``registered`` ones (ids)."""
+    if isinstance(value, (nn.Module, torch.Tensor)):
+        if id(value) in registered:
+            return False  # an alias of a registered layer, e.g. a list naming some blocks
+        if isinstance(value, (nn.Module, nn.Parameter)):
+            return True
+        return value.is_leaf and value.requires_grad  # meant to be an nn.Parameter
+    if depth < _MAX_DEPTH and isinstance(value, (list, tuple, set, frozenset, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return any(_hides(item, registered, depth + 1) for item in items)
+    return False
+
+
+def find_unregistered_modules(model: nn.Module) -> list[str]:
+    """Names of the attributes that hide layers or parameters from PyTorch.
+
+    PyTorch registers a layer or parameter only when it is assigned directly as an attribute or
+    kept in ``nn.ModuleList``, ``nn.ModuleDict``, ``nn.ParameterList`` or
+    ``nn.ParameterDict``. Anything else is missing from ``model.parameters()`` (so no optimizer
+    trains it), from ``model.to(device)``, ``model.eval()`` and ``state_dict()``. Reported:
+
+    - layers (``nn.Module``) and ``nn.Parameter`` kept in a plain ``list``, ``tuple``, ``set``
+      or ``dict``, also nested (``[[nn.Linear(2, 2)]]``);
+    - a plain tensor with ``requires_grad=True`` kept as an attribute (or in such a container):
+      it was meant to be an ``nn.Parameter``.
+
+    A plain container that only *names* layers registered elsewhere (``self.stages =
+    [self.conv1, self.conv2]``) hides nothing and is not reported, nor are plain tensors
+    without gradients (constants) or results of computations.
+
+    Returns dotted names such as ``["fusion.heads"]``; ``[]`` when everything is registered.
+
+    >>> class Heads(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.heads = [nn.Linear(2, 2), nn.Linear(2, 2)]  # the bug: a plain list
+    >>> find_unregistered_modules(Heads())
+    ['heads']
+    """
+    check_module(model)
+    registered = {id(m) for m in model.modules()} | {id(p) for p in model.parameters()}
+    return [
+        f"{prefix}.{key}" if prefix else key
+        for prefix, module in model.named_modules()
+        for key, value in vars(module).items()
+        if not key.startswith("_") and _hides(value, registered)
+    ]

@@ -10,12 +10,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmcourse.models.image import ArticleCNN, VGGStyle, resnet18_mnist
-from mmcourse.models.inspect import (
+from mmcourse.models.introspect import (
     LayerInfo,
     capture_output,
     conv_output_size,
     count_macs,
-    count_params,
+    count_parameters,
+    find_unregistered_modules,
     layer_macs,
     layer_summary,
     summary_table,
@@ -52,19 +53,19 @@ def test_conv_output_size_floors():
 
 
 @pytest.mark.parametrize(
-    "args, match",
+    "args, error, match",
     [
-        ((0, 3), "size must be an int >= 1, got 0"),
-        ((28, 0), "kernel must be an int >= 1, got 0"),
-        ((28, 3, 0), "stride must be an int >= 1, got 0"),
-        ((28, 3, 1, -1), "padding must be an int >= 0, got -1"),
-        ((28, 3, 1, 0, 0), "dilation must be an int >= 1, got 0"),
-        ((28.0, 3), "size must be an int >= 1, got 28.0"),
-        ((2, 5), "does not fit in size 2 with padding 0"),
+        ((0, 3), ValueError, "size must be a positive int, got 0"),
+        ((28, 0), ValueError, "kernel must be a positive int, got 0"),
+        ((28, 3, 0), ValueError, "stride must be a positive int, got 0"),
+        ((28, 3, 1, -1), ValueError, "padding must be an int >= 0, got -1"),
+        ((28, 3, 1, 0, 0), ValueError, "dilation must be a positive int, got 0"),
+        ((28.0, 3), TypeError, "size must be a positive int, got float 28.0"),
+        ((2, 5), ValueError, "does not fit in size 2 with padding 0"),
     ],
 )
-def test_conv_output_size_rejects(args, match):
-    with pytest.raises(ValueError, match=match):
+def test_conv_output_size_rejects(args, error, match):
+    with pytest.raises(error, match=match):
         conv_output_size(*args)
 
 
@@ -117,17 +118,29 @@ def test_trace_shapes_restores_mode_and_handles_a_bare_layer():
 
 
 @pytest.mark.parametrize(
-    "model, example, kwargs, match",
+    "model, example, kwargs, error, match",
     [
-        ("not a model", torch.zeros(1, 3), {}, "model must be a torch.nn.Module, got str"),
-        (nn.Linear(3, 2), [[0.0, 0.0, 0.0]], {}, "example must be a torch.Tensor"),
-        (nn.Linear(3, 2), torch.zeros(0, 3), {}, "non-empty batch"),
-        (nn.Linear(3, 2), torch.tensor(1.0), {}, "non-empty batch"),
-        (small_net(), torch.zeros(1, 1, 10, 10), {"modules": ["nope"]}, "no module named 'nope'"),
+        (
+            "not a model",
+            torch.zeros(1, 3),
+            {},
+            TypeError,
+            "model must be a torch.nn.Module, got str",
+        ),
+        (nn.Linear(3, 2), [[0.0, 0.0, 0.0]], {}, TypeError, "example must be a torch.Tensor"),
+        (nn.Linear(3, 2), torch.zeros(0, 3), {}, ValueError, "non-empty batch"),
+        (nn.Linear(3, 2), torch.tensor(1.0), {}, ValueError, "non-empty batch"),
+        (
+            small_net(),
+            torch.zeros(1, 1, 10, 10),
+            {"modules": ["nope"]},
+            ValueError,
+            "no module named 'nope'",
+        ),
     ],
 )
-def test_trace_shapes_rejects(model, example, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_trace_shapes_rejects(model, example, kwargs, error, match):
+    with pytest.raises(error, match=match):
         trace_shapes(model, example, **kwargs)
 
 
@@ -148,8 +161,10 @@ def test_linear_macs_by_hand():
     assert layer_macs(linear, linear(torch.zeros(3, 20))) == 20 * 7
     assert layer_macs(linear, linear(torch.zeros(3, 5, 20))) == 5 * 20 * 7  # five tokens
     assert layer_macs(nn.ReLU(), torch.zeros(3, 4)) == 0
-    with pytest.raises(ValueError, match="output tensor"):
+    with pytest.raises(TypeError, match="output must be a torch.Tensor"):
         layer_macs(linear, "not a tensor")
+    with pytest.raises(ValueError, match="output must be the layer's output tensor"):
+        layer_macs(linear, torch.tensor(1.0))
 
 
 @pytest.mark.parametrize(
@@ -190,7 +205,7 @@ def test_layer_summary_parameters_add_up():
         )
         rows = layer_summary(model, x)
         assert sum(r.params for r in rows) == sum(p.numel() for p in model.parameters())
-        assert count_params(model) == sum(p.numel() for p in model.parameters())
+        assert count_parameters(model) == sum(p.numel() for p in model.parameters())
 
 
 def test_layer_summary_rows():
@@ -206,12 +221,18 @@ def test_shared_module_parameters_counted_once():
     assert [r.params for r in rows] == [20, 0, 0] and [r.macs for r in rows] == [16, 0, 16]
 
 
-def test_count_params_trainable_only():
-    model = small_net()
-    model[0].weight.requires_grad_(False)
-    assert count_params(model, trainable_only=True) == count_params(model) - 36
-    with pytest.raises(ValueError, match="got int"):
-        count_params(3)
+def test_count_parameters_all_or_trainable_only():
+    # a frozen "backbone" (10 * 3 + 3) and a trainable head (3 * 2 + 2), counted by hand
+    model = nn.Sequential(nn.Linear(10, 3), nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    assert count_parameters(model) == 10 * 3 + 3 + 3 * 2 + 2 == 41
+    assert count_parameters(model, trainable_only=True) == 3 * 2 + 2 == 8
+    shared = nn.Linear(4, 4)
+    assert count_parameters(nn.Sequential(shared, shared)) == 4 * 4 + 4  # counted once
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got int 3"):
+        count_parameters(3)
+    with pytest.raises(TypeError):
+        count_parameters(model, True)  # type: ignore[misc]  # the keyword must be written out
 
 
 def test_summary_table_text():
@@ -220,7 +241,7 @@ def test_summary_table_text():
     assert lines[0].split() == ["layer", "type", "output", "shape", "params", "MACs"]
     assert "256 x 3 x 3" in table and "2304" in lines[-3]
     assert lines[-1].split() == ["total", "369,664", "29,352,960"]
-    with pytest.raises(ValueError, match="list of LayerInfo"):
+    with pytest.raises(TypeError, match="list of LayerInfo"):
         summary_table([("a", 1)])
 
 
@@ -255,3 +276,67 @@ def test_capture_output_is_not_changed_by_later_in_place_operations():
         expected = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x)))))
     # BasicBlock adds the shortcut in place (out += identity) right after bn2
     torch.testing.assert_close(captured, expected)
+
+
+# ----------------------------------------------------------------------------- registration
+
+
+class Holder(nn.Module):
+    """A layer with one extra attribute set by the test."""
+
+    def __init__(self, **attributes: object) -> None:
+        super().__init__()
+        self.out = nn.Linear(3, 1)
+        for name, value in attributes.items():
+            setattr(self, name, value)  # a plain attribute, like the bug
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        [nn.Linear(3, 3), nn.Linear(3, 3)],  # a plain list of layers
+        {"a": nn.Linear(3, 3)},  # a dict of layers
+        (nn.Linear(3, 3), 4),  # a tuple
+        {nn.Linear(3, 3)},  # a set
+        [[nn.ReLU()]],  # nested, and a layer without parameters (never switched to eval)
+        {"deep": [(nn.Linear(3, 3),)]},  # nested three deep
+        [nn.Parameter(torch.zeros(3))],  # a parameter in a list
+        [nn.Parameter(torch.zeros(3), requires_grad=False)],  # frozen, still never saved
+        torch.ones(3, requires_grad=True),  # a raw tensor meant to be an nn.Parameter
+        [torch.ones(3, requires_grad=True)],
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_find_unregistered_modules_reports_each_hiding_place(hidden: object) -> None:
+    model = nn.Sequential(nn.Linear(3, 3), Holder(hidden=hidden))
+    assert find_unregistered_modules(model) == ["1.hidden"]
+    # what it holds is invisible to PyTorch: state_dict() has the registered layers only
+    assert set(model.state_dict()) == {"0.weight", "0.bias", "1.out.weight", "1.out.bias"}
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        ["a", "b"],  # names
+        torch.ones(3),  # a constant
+        torch.ones(3, requires_grad=True) * 2,  # a result of a computation, not a leaf
+        [1, [2, [3]]],
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_find_unregistered_modules_ignores_harmless_attributes(harmless: object) -> None:
+    assert find_unregistered_modules(Holder(harmless=harmless)) == []
+
+
+def test_find_unregistered_modules_fix_and_aliases() -> None:
+    model = Holder(heads=[nn.Linear(3, 3), nn.Linear(3, 3)])
+    assert find_unregistered_modules(model) == ["heads"]
+    assert count_parameters(model) == 3 + 1  # only the registered output layer
+    model.heads = nn.ModuleList(model.heads)  # the fix
+    assert find_unregistered_modules(model) == []
+    assert count_parameters(model) == 3 + 1 + 2 * (9 + 3)
+    # a plain list that only names registered layers hides nothing
+    model.first = [model.heads[0], model.out.weight]
+    assert find_unregistered_modules(model) == []
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got list"):
+        find_unregistered_modules([nn.Linear(2, 2)])

@@ -1,4 +1,4 @@
-"""The tokenizer and vocabulary (mmcourse.text), checked against hand-worked examples and
+"""The tokenizer and vocabulary (mmcourse.vocab), checked against hand-worked examples and
 brute-force loops."""
 
 from __future__ import annotations
@@ -7,16 +7,14 @@ import pytest
 import torch
 
 from mmcourse.data.captions import make_mnist_captions
-from mmcourse.text import (
+from mmcourse.vocab import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
     SPECIALS,
     UNK_ID,
     Vocabulary,
-    causal_mask,
     detokenize,
-    lengths_to_mask,
     padding_mask,
     tokenize,
 )
@@ -226,38 +224,5 @@ def test_padding_mask_matches_a_loop(vocab: Vocabulary) -> None:
     for b in range(ids.shape[0]):
         for t in range(ids.shape[1]):
             assert bool(mask[b, t]) == (t >= int(lengths[b]))
-    assert torch.equal(lengths_to_mask(lengths), ~mask)
     with pytest.raises(ValueError, match="2-D tensor of ids"):
         padding_mask(ids[0])
-
-
-def test_lengths_to_mask_by_hand() -> None:
-    mask = lengths_to_mask(torch.tensor([1, 3, 0]), max_len=4)
-    assert mask.tolist() == [
-        [True, False, False, False],
-        [True, True, True, False],
-        [False, False, False, False],
-    ]
-
-
-def test_lengths_to_mask_errors() -> None:
-    with pytest.raises(ValueError, match="1-D tensor of lengths"):
-        lengths_to_mask(torch.ones(2, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match="1-D tensor of lengths"):
-        lengths_to_mask(torch.zeros(0, dtype=torch.long))
-    with pytest.raises(ValueError, match="non-negative integers"):
-        lengths_to_mask(torch.tensor([1.0, 2.0]))
-    with pytest.raises(ValueError, match="non-negative integers"):
-        lengths_to_mask(torch.tensor([2, -1]))
-    with pytest.raises(ValueError, match="shorter than the longest sequence"):
-        lengths_to_mask(torch.tensor([1, 5]), max_len=3)
-
-
-def test_causal_mask_by_hand() -> None:
-    assert causal_mask(3).tolist() == [
-        [False, True, True],
-        [False, False, True],
-        [False, False, False],
-    ]
-    with pytest.raises(ValueError, match="size must be positive"):
-        causal_mask(0)
