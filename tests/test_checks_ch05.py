@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+from test_checks_core import assert_hides
 from torch import nn
 
 from mmcourse.checks import ch05
 from mmcourse.models.text import RNNTextEncoder, last_real_step
-from mmcourse.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary, tokenize
+from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,35 @@ def test_check_encode_explains_mistakes(vocab: Vocabulary, encode: object, hint:
     assert not result and str(result).startswith("Not yet: ") and hint in str(result)
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text, vocab: [],
+        lambda text, vocab: good_encode(text, vocab)[1:-1],
+        lambda text, vocab: good_encode(text, vocab)[:-1] + [PAD_ID],
+        lambda text, vocab: [BOS_ID] + [vocab.stoi.get(w, UNK_ID) for w in text.split()] + [EOS_ID],
+    ],
+)
+def test_check_encode_hides_the_expected_ids(vocab: Vocabulary, encode) -> None:
+    result = ch05.check_encode(encode, vocab)
+    text = re.search(r"encode\((.*?)\) gave", str(result)).group(1).strip("'")
+    assert_hides(result, good_encode(text, vocab))
+
+
+def test_check_encode_names_each_missing_marker(vocab: Vocabulary) -> None:
+    assert "start with <bos>" in str(ch05.check_encode(lambda t, v: good_encode(t, v)[1:], vocab))
+    assert "end with <eos>" in str(ch05.check_encode(lambda t, v: good_encode(t, v)[:-1], vocab))
+    upper = ch05.check_encode(
+        lambda t, v: (
+            [BOS_ID]
+            + [v.stoi.get(w, UNK_ID) for w in t.replace(",", " ,").replace("!", " !").split()]
+            + [EOS_ID]
+        ),
+        vocab,
+    )
+    assert "lower-case" in str(upper)
+
+
 def test_check_encode_accepts_a_tensor_and_needs_a_vocabulary(vocab: Vocabulary) -> None:
     assert ch05.check_encode(lambda t, v: torch.tensor(good_encode(t, v)), vocab)
     assert "Vocabulary" in str(ch05.check_encode(good_encode, {"a": 4}))  # type: ignore[arg-type]
@@ -108,6 +140,36 @@ def test_check_padding_mask_explains_mistakes(make_mask: object, hint: str) -> N
     assert not result and hint in str(result)
 
 
+@pytest.mark.parametrize(
+    ("make_mask", "hint"),
+    [
+        (
+            lambda lengths, max_len: torch.zeros(len(lengths), max_len, dtype=torch.bool),
+            "no position",
+        ),
+        (
+            lambda lengths, max_len: torch.ones(len(lengths), max_len, dtype=torch.bool),
+            "every position",
+        ),
+        (lambda lengths, max_len: torch.arange(max_len)[None, :] > lengths[:, None], "off by one"),
+        (
+            lambda lengths, max_len: torch.arange(max_len)[None, :] >= lengths[:, None] - 1,
+            "off by one",
+        ),
+        (
+            lambda lengths, max_len: torch.arange(max_len)[None, :] >= lengths.flip(0)[:, None],
+            "row 0",
+        ),
+    ],
+)
+def test_check_padding_mask_hides_the_expected_mask(make_mask, hint: str) -> None:
+    result = ch05.check_padding_mask(make_mask)
+    assert hint in str(result)
+    # the first case is lengths [3, 1, 4], max_len 5; its right mask, written out by hand
+    assert_hides(result, [[0, 0, 0, 1, 1], [0, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
+    assert "[0, 0, 0, 1, 1], [0, 1, 1, 1, 1], [0, 0, 0, 0, 1]" not in str(result)
+
+
 # ------------------------------------------------------------------ parameter counts
 
 
@@ -126,7 +188,14 @@ def test_check_parameter_counts_by_formula() -> None:
         (35 * 16, 3 * (16 * 32 + 32 * 32 + 64), "GRU"),
         (35 * 16, 7, "W_ih"),
         (35 * 32, 4 * (16 * 32 + 32 * 32 + 64), "one row"),
-        (None, 0, "should be an int"),
+        (35 * 16 + 16, 0, "no bias"),
+        (35, 0, "one number per word"),
+        (35 * 16, 4 * (16 * 32 + 2 * 32), "W_hh"),
+        (35 * 16, 4 * (32 * 32 + 2 * 32), "W_ih"),
+        (0, 0, "placeholder"),
+        (35 * 16, 0, "placeholder"),
+        (35 * 16, 6401, "slightly too high"),
+        (None, 0, "still None"),
         (560, 6272.0, "should be an int"),
         (True, 6272, "should be an int"),
     ],
@@ -136,6 +205,8 @@ def test_check_parameter_counts_explains_mistakes(
 ) -> None:
     result = ch05.check_parameter_counts(embedding, lstm, 35, 16, 32)
     assert not result and hint in str(result)
+    # 35 words x 16 numbers, and 4 gates x (16 x 32 + 32 x 32 + 2 x 32), by hand
+    assert_hides(result, 35 * 16, 4 * (16 * 32 + 32 * 32 + 2 * 32))
 
 
 # ------------------------------------------------------------------ the article's encoder, fixed

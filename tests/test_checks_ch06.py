@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from test_checks_core import assert_hides
 from torch import nn
 
 from mmcourse.checks import ch06
@@ -29,6 +31,27 @@ def test_parameter_formulas() -> None:
     assert str(result).startswith("Not yet: write the two functions")
 
 
+@pytest.mark.parametrize(
+    ("bilinear", "low_rank", "hint"),
+    [
+        (lambda dx, dy, d: 0, low_rank_params, "placeholder"),
+        (lambda dx, dy, d: dx * dy * d, low_rank_params, "biases are missing: one per output"),
+        (lambda dx, dy, d: dx * dy * d + d + 1, low_rank_params, "slightly too high"),
+        (lambda dx, dy, d: 2 * (dx * dy * d + d), low_rank_params, "factor of about two"),
+        (bilinear_params, lambda dx, dy, d, r: 0, "placeholder"),
+        (bilinear_params, lambda dx, dy, d, r: (dx + dy) * r + r * d, "each of the three"),
+        (bilinear_params, lambda dx, dy, d, r: (dx + dy + d) * r, "too low"),
+        (lambda dx, dy, d: None, low_rank_params, "returned None"),
+        (lambda dx, dy, d: "many", low_rank_params, "returned a str"),
+    ],
+)
+def test_parameter_formulas_hide_the_counts(bilinear, low_rank, hint: str) -> None:
+    result = ch06.check_parameter_formulas(bilinear, low_rank)
+    assert hint in str(result)
+    # the first sizes tried are (64, 32, 64) and rank 16; the counts by hand
+    assert_hides(result, 64 * 32 * 64 + 64, (64 + 1) * 16 + (32 + 1) * 16 + (16 + 1) * 64)
+
+
 class ConcatProduct(Fusion):
     def __init__(self, image_dim: int, text_dim: int, dim: int) -> None:
         super().__init__(image_dim, text_dim, 3 * dim)
@@ -52,6 +75,11 @@ class SumInsteadOfProduct(ConcatProduct):
         return torch.cat([x, y, x + y], dim=1)
 
 
+class TwoBlocks(ConcatProduct):
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.image_proj(image), self.text_proj(text)], dim=1)
+
+
 class UnusedLayer(ConcatProduct):
     def __init__(self, image_dim: int, text_dim: int, dim: int) -> None:
         super().__init__(image_dim, text_dim, dim)
@@ -71,6 +99,8 @@ def test_concat_product_fusion() -> None:
         ch06.check_concat_product_fusion(UnusedLayer(6, 4, 5))
     )
     assert "should be 3 * D" in str(ch06.check_concat_product_fusion(ProductFusion(6, 4, 5)))
+    two_blocks = ch06.check_concat_product_fusion(TwoBlocks(6, 4, 5))
+    assert "only two blocks" in str(two_blocks) and str(two_blocks).startswith("Not yet")
     assert "int attributes" in str(ch06.check_concat_product_fusion(nn.Linear(2, 2)))
     assert str(ch06.check_concat_product_fusion(None)).startswith("Not yet")
 

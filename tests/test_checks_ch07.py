@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from test_checks_core import assert_hides
 
 from mmcourse.checks import ch07
 
@@ -50,6 +51,37 @@ def test_check_smoothed_targets() -> None:
 
     assert "raised KeyError" in ch07.check_smoothed_targets(crashes).message
     assert "pass your function" in ch07.check_smoothed_targets(42).message
+
+
+def _smoothing_values() -> tuple[float, ...]:
+    """What the true and the other classes get in the first case (C = 10, epsilon = 0.1)."""
+    return (1 - 0.1 + 0.1 / 10, 0.1 / 10)  # 0.91 and 0.01
+
+
+def test_check_smoothed_targets_names_the_slip_and_hides_the_values() -> None:
+    def one_hot(targets: torch.Tensor, c: int, e: float) -> torch.Tensor:
+        return F.one_hot(targets, c).float()
+
+    def swapped(targets: torch.Tensor, c: int, e: float) -> torch.Tensor:
+        return e * F.one_hot(targets, c).float() + (1 - e) / c
+
+    def too_much_on_true(targets: torch.Tensor, c: int, e: float) -> torch.Tensor:
+        d = smoothed_right(targets, c, e)
+        d[torch.arange(len(targets)), targets] += 0.05
+        return d / d.sum(dim=1, keepdim=True)
+
+    for fn, hint in (
+        (one_hot, "epsilon is not used"),
+        (swapped, "swapped"),
+        (too_much_on_true, "the true class is slightly too high"),
+        (lambda t, c, e: torch.full((len(t), c), 1 / c), "the true class is too low"),
+    ):
+        result = ch07.check_smoothed_targets(fn)
+        assert hint in str(result), result
+        assert_hides(result, *_smoothing_values())
+    placeholder = ch07.check_smoothed_targets(lambda t, c, e: torch.zeros(len(t), c))
+    assert "sum to 1" in str(placeholder)
+    assert_hides(placeholder, *_smoothing_values())
 
 
 # ----------------------------------------------------------------- CLIP
@@ -99,7 +131,30 @@ def test_check_clip_loss() -> None:
         zeros = torch.zeros(len(image), dtype=torch.long)
         return (F.cross_entropy(logits, zeros) + F.cross_entropy(logits.T, zeros)) / 2
 
-    assert "should be" in ch07.check_clip_loss(wrong_targets).message
+    assert "right one for image i" in ch07.check_clip_loss(wrong_targets).message
+
+
+def _first_clip_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first batch check_clip_loss draws (5 pairs, logit_scale 10), drawn the same way."""
+    generator = torch.Generator().manual_seed(7)
+    image = F.normalize(torch.randn(5, 6, generator=generator), dim=1)
+    text = F.normalize(image + 0.8 * torch.randn(5, 6, generator=generator), dim=1)
+    return image, text
+
+
+def test_check_clip_loss_hides_the_loss() -> None:
+    image, text = _first_clip_batch()
+    want = clip_by_loop(image.double(), text.double(), 10.0).item()  # the loop, not the check
+    placeholder = ch07.check_clip_loss(lambda i, t, s: torch.tensor(0.0))
+    assert "still 0" in str(placeholder) and "placeholder" in str(placeholder)
+    near = ch07.check_clip_loss(lambda i, t, s: clip_by_loop(i, t, s) * 1.02)
+    assert "slightly too high" in str(near)
+    summed = ch07.check_clip_loss(lambda i, t, s: 2 * clip_by_loop(i, t, s))
+    assert "sum of the two directions" in str(summed)
+    by_batch = ch07.check_clip_loss(lambda i, t, s: len(i) * clip_by_loop(i, t, s))
+    assert "sums over the batch" in str(by_batch)
+    for result in (placeholder, near, summed, by_batch):
+        assert_hides(result, want)
 
 
 # ----------------------------------------------------------------- hardest negatives
@@ -129,6 +184,31 @@ def test_check_hardest_negatives() -> None:
     assert not as_float and "integer" in as_float.message
     shifted = ch07.check_hardest_negatives(lambda s: (hardest_by_loop(s) + 1) % len(s))
     assert not shifted
+
+
+def test_check_hardest_negatives_names_the_slip_and_hides_the_columns() -> None:
+    generator = torch.Generator().manual_seed(7)  # the check's first matrix, drawn the same way
+    similarity = torch.rand(6, 6, generator=generator) * 2 - 1
+    similarity.fill_diagonal_(1.5)
+    similarity[0, 0] = -1.0
+    want = hardest_by_loop(similarity).tolist()
+
+    def second_largest(s: torch.Tensor) -> torch.Tensor:
+        return s.topk(2, dim=1).indices[:, 1]
+
+    def by_column(s: torch.Tensor) -> torch.Tensor:
+        return s.clone().fill_diagonal_(float("-inf")).argmax(dim=0)
+
+    def shifted(s: torch.Tensor) -> torch.Tensor:
+        return (hardest_by_loop(s) + 1) % len(s)
+
+    assert "second largest" in str(ch07.check_hardest_negatives(second_largest))
+    assert by_column(similarity).tolist() != want
+    assert "each column" in str(ch07.check_hardest_negatives(by_column))
+    result = ch07.check_hardest_negatives(shifted)
+    assert "6 of 6 rows pick the wrong column" in str(result)
+    for fn in (second_largest, by_column, shifted, lambda s: torch.zeros(len(s), dtype=torch.long)):
+        assert_hides(ch07.check_hardest_negatives(fn), want)
 
 
 def test_checks_leave_the_global_random_state_alone() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_score, recall_score
+from test_checks_core import assert_hides
 from torch import nn
 
-from mmcourse import article
+from mmcourse import article, metrics
 from mmcourse.checks import ch08
 from mmcourse.models.text import BagOfWordsEncoder
 
@@ -67,7 +68,7 @@ def test_honest_forward_explains_mistakes(setup, forward, message: str) -> None:
 
 def test_honest_forward_needs_a_real_batch(setup) -> None:
     model, batch, _ = setup
-    forward = lambda m, b: (m(b[0], b[1]), b[2])  # noqa: E731
+    forward = lambda m, b: (m(b[0], b[1]), b[2])
     assert "tuple" in ch08.check_honest_forward(forward, model, batch[0]).message
     small = tuple(t[:1] for t in batch)
     assert "at least two" in ch08.check_honest_forward(forward, model, small).message
@@ -108,11 +109,36 @@ def test_macro_f1_explains_other_averages(confusion) -> None:
     assert "2 TP" in ch08.check_macro_f1(cm, 0.123).message
 
 
+def test_macro_f1_hides_the_answer_and_names_the_slip(confusion) -> None:
+    cm, truth, pred = confusion
+    labels = list(range(5))
+    macro = f1_score(truth, pred, labels=labels, average="macro", zero_division=0)
+    present = f1_score(truth, pred, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+    precision = precision_score(truth, pred, labels=labels, average="macro", zero_division=0)
+    recall = recall_score(truth, pred, labels=labels, average="macro", zero_division=0)
+    f1_of_means = 2 * precision * recall / (precision + recall)
+    for guess, hint in (
+        (0.0, "placeholder"),
+        (macro * 1.02, "slightly too high"),
+        (macro * 0.9, "too low"),
+        (float(present), "leaves out the classes that never occur"),
+        (float(precision), "macro precision"),
+        (float(recall), "macro recall"),
+        (float(f1_of_means), "F1 of the averaged precision and recall"),
+        (round(100 * macro, 1), "percentage"),
+        (f1_score(truth, pred, labels=labels, average="micro"), "micro"),
+    ):
+        result = ch08.check_macro_f1(cm, float(guess))
+        assert hint in result.message, result
+        assert_hides(result, float(macro))
+
+
 def test_macro_f1_rejects_bad_inputs(confusion) -> None:
     cm, _, _ = confusion
     assert "square" in ch08.check_macro_f1(cm[:2], 0.5).message
-    assert "a number" in ch08.check_macro_f1(cm, "0.5").message
-    assert "one number" in ch08.check_macro_f1(cm, torch.zeros(2)).message
+    assert "a number, got str" in ch08.check_macro_f1(cm, "0.5").message
+    assert "single number" in ch08.check_macro_f1(cm, torch.zeros(2)).message
+    assert "still None" in ch08.check_macro_f1(cm, None).message
 
 
 # ----------------------------------------------------------------------------- recall@K
@@ -147,4 +173,51 @@ def test_recall_at_k_explains_mistakes() -> None:
     assert "among the k largest" in ch08.check_recall_at_k(similarity, 5, 0.0).message
     assert "square" in ch08.check_recall_at_k(similarity[:3], 1, 0.5).message
     assert "(N, N)" in ch08.check_recall_at_k(torch.zeros(3), 1, 0.5).message
-    assert "a number" in ch08.check_recall_at_k(similarity, 1, None).message
+    assert "still None" in ch08.check_recall_at_k(similarity, 1, None).message
+    assert "a number, got str" in ch08.check_recall_at_k(similarity, 1, "0.5").message
+    assert "k should be an int" in ch08.check_recall_at_k(similarity, 0, 0.5).message
+
+
+def test_recall_at_k_hides_the_answer_and_names_the_slip() -> None:
+    similarity = torch.randn(30, 30, generator=torch.Generator().manual_seed(1))
+    similarity += 1.5 * torch.eye(30)
+    k = 5
+    recall = _recall_by_sorting(similarity, k)
+    assert 0 < recall < 1
+    for guess, hint in (
+        (0.0, "placeholder"),
+        (recall + 0.01, "slightly too high"),
+        (_recall_by_sorting(-similarity, k), "largest"),
+        (_recall_by_sorting(similarity.T, k), "rows"),
+        (recall * 30, "not a count"),
+        (round(100 * recall, 1), "percentage"),
+    ):
+        result = ch08.check_recall_at_k(similarity, k, guess)
+        assert hint in result.message, result
+        assert_hides(result, recall, round(recall * 30))
+    for other_k, hint in ((k - 1, "not k - 1"), (k + 1, "not k + 1")):
+        other = _recall_by_sorting(similarity, other_k)
+        assert other != recall
+        assert hint in ch08.check_recall_at_k(similarity, k, other).message
+
+
+def test_recall_at_k_counts_ties_against_the_model_like_retrieval_ranks() -> None:
+    """Worked by hand. Row 0: the correct 0.5 ties with a wrong 0.5 -> rank 2. Row 1: the
+    correct 0.9 ties with a wrong 0.9 -> rank 2. Row 2: 0.7 is the strict best -> rank 1.
+    So R@1 = 1/3 and R@2 = 1; counting ties in the model's favour would give R@1 = 1."""
+    similarity = torch.tensor([[0.5, 0.5, 0.1], [0.2, 0.9, 0.9], [0.3, 0.1, 0.7]])
+    targets = torch.arange(3)
+    assert metrics.retrieval_ranks(similarity, targets).tolist() == [2, 2, 1]
+    assert metrics.recall_at_k(similarity, targets, ks=(1, 2)) == pytest.approx({1: 1 / 3, 2: 1})
+    assert ch08.check_recall_at_k(similarity, 1, 1 / 3)
+    assert ch08.check_recall_at_k(similarity, 2, 1.0)
+    favourable = ch08.check_recall_at_k(similarity, 1, 1.0)
+    assert not favourable and "ties" in favourable.message
+    assert "retrieval_ranks" in favourable.message
+    assert_hides(favourable, 1 / 3)
+    # everything tied: every wrong candidate counts as ahead, so nothing is found at k < N
+    flat = torch.zeros(4, 4)
+    assert metrics.retrieval_ranks(flat, torch.arange(4)).tolist() == [4, 4, 4, 4]
+    assert ch08.check_recall_at_k(flat, 3, 0.0)
+    assert ch08.check_recall_at_k(flat, 4, 1.0)
+    assert not ch08.check_recall_at_k(flat, 3, 1.0)

@@ -1,11 +1,15 @@
-"""Self-checks for chapter 01 (concepts): kinds of fusion, and lookups in a shared space."""
+"""Self-checks for chapter 01 (concepts): kinds of fusion, and lookups in a shared space.
+
+A failed check says what is wrong and why (which scenario, which kind of mistake, how far a
+number is off) but never gives the expected answer away; see :mod:`mmcourse.checks`.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from mmcourse.checks._core import CheckResult, check_close
+from mmcourse.checks._core import CheckResult, as_number, check_close
 from mmcourse.joint import DigitWordSpace
 
 FUSION_KINDS = ("early", "intermediate", "late")
@@ -47,24 +51,36 @@ _WHY = {
 
 def check_fusion_types(answers: dict[str, str]) -> CheckResult:
     """Are ``answers`` (scenario letter -> ``"early"``, ``"intermediate"`` or ``"late"``) the
-    kinds of fusion of :data:`FUSION_SCENARIOS`?"""
+    kinds of fusion of :data:`FUSION_SCENARIOS`?
+
+    A wrong answer is explained by what the kind the learner chose means, never by the right
+    kind; the message also says how many scenarios are already right.
+    """
     if not isinstance(answers, dict):
         return CheckResult(False, "answer with a dict such as {'a': 'early', ...}")
     missing = sorted(set(FUSION_SCENARIOS) - set(answers))
     if missing:
         return CheckResult(False, f"give an answer for scenario(s) {', '.join(missing)}")
-    for letter, (_, truth) in FUSION_SCENARIOS.items():
-        given = str(answers[letter]).strip().lower()
-        if given not in FUSION_KINDS:
+    if all(answers[letter] is None for letter in FUSION_SCENARIOS):
+        return CheckResult(
+            False, f"replace each None with one of {', '.join(repr(k) for k in FUSION_KINDS)}"
+        )
+    given = {letter: str(answers[letter]).strip().lower() for letter in FUSION_SCENARIOS}
+    for letter in FUSION_SCENARIOS:
+        if given[letter] not in FUSION_KINDS:
             return CheckResult(
                 False, f"scenario {letter}: answer one of {FUSION_KINDS}, got {answers[letter]!r}"
             )
-        if given != truth:
-            return CheckResult(
-                False,
-                f"scenario {letter} is not {given} fusion: in {given} fusion {_WHY[given]}; "
-                "ask where the modalities meet",
-            )
+    wrong = [letter for letter, (_, truth) in FUSION_SCENARIOS.items() if given[letter] != truth]
+    if wrong:
+        letter = wrong[0]
+        right = len(FUSION_SCENARIOS) - len(wrong)
+        return CheckResult(
+            False,
+            f"{right} of {len(FUSION_SCENARIOS)} right; scenario {letter} is not "
+            f"{given[letter]} fusion: in {given[letter]} fusion {_WHY[given[letter]]}; "
+            "ask where the modalities meet",
+        )
     return CheckResult(True, ", ".join(f"{k}: {v[1]}" for k, v in FUSION_SCENARIOS.items()))
 
 
@@ -79,7 +95,12 @@ def _similarities(model: DigitWordSpace, images: torch.Tensor) -> torch.Tensor:
 def check_nearest_word(
     model: DigitWordSpace, images: torch.Tensor, labels: torch.Tensor, index: int, answer: str
 ) -> CheckResult:
-    """Is ``answer`` the word whose embedding is most cosine-similar to image ``index``?"""
+    """Is ``answer`` the word whose embedding is most cosine-similar to image ``index``?
+
+    A wrong word gets a hint for the usual slips (the digit's true label, the largest dot
+    product instead of the largest cosine, the *least* similar word) without naming the right
+    one.
+    """
     if not isinstance(answer, str) or not answer.strip():
         return CheckResult(False, "answer with a word such as 'seven'")
     answer = answer.strip().lower()
@@ -87,21 +108,36 @@ def check_nearest_word(
         return CheckResult(False, f"{answer!r} is not one of the space's words {list(model.words)}")
     similarity = _similarities(model, images[index : index + 1])[0]
     expected = model.words[int(similarity.argmax())]
+    true_word = model.words[int(labels[index])]
     if answer != expected:
-        true_word = model.words[int(labels[index])]
-        hint = (
-            "that is the digit's true label, but the question asks which word the model "
-            "places nearest"
-            if answer == true_word
-            else "compare the image's point with every word by cosine similarity"
-        )
+        with torch.no_grad():
+            dot = model.encode_images(images[index : index + 1])[0] @ model.encode_words().T
+        if answer == true_word:
+            hint = (
+                "that is the digit's true label, but the question asks which word the model "
+                "places nearest"
+            )
+        elif answer == model.words[int(dot.argmax())]:
+            hint = (
+                "that word has the largest dot product; cosine similarity divides by both "
+                "lengths first"
+            )
+        elif answer == model.words[int(similarity.argmin())]:
+            hint = "that is the *least* similar word; the nearest has the largest cosine"
+        else:
+            hint = "compare the image's point with every word by cosine similarity"
         return CheckResult(False, f"the nearest word is not {answer!r}: {hint}")
-    note = "the model is right" if expected == model.words[int(labels[index])] else (
-        f"the model is wrong here: the digit is a {model.words[int(labels[index])]}"
+    note = "the model is right" if expected == true_word else (
+        f"the model is wrong here: the digit is a {true_word}"
     )  # fmt: skip
     return CheckResult(
         True, f"image {index} lies nearest to {expected!r} (cosine {similarity.max():.3f}); {note}"
     )
+
+
+def _precision(column: torch.Tensor, hits: torch.Tensor, k: int, descending: bool = True) -> float:
+    top = column.argsort(descending=descending)[:k]
+    return hits[top].double().mean().item()
 
 
 def check_precision_at_k(
@@ -112,19 +148,44 @@ def check_precision_at_k(
     k: int,
     answer: float,
 ) -> CheckResult:
-    """Is ``answer`` the fraction of the ``k`` images nearest to ``word`` that show its digit?"""
+    """Is ``answer`` the fraction of the ``k`` images nearest to ``word`` that show its digit?
+
+    A miss says whether the answer is too high or too low and by roughly how much, and spots a
+    count instead of a fraction, a percentage, and the ``k`` *least* similar images.
+    """
     if word not in model.words:
         return CheckResult(False, f"{word!r} is not one of the space's words {list(model.words)}")
     if not isinstance(k, int) or not 1 <= k <= len(images):
         return CheckResult(False, f"k must be an int between 1 and {len(images)}, got {k!r}")
+    name = f"precision@{k} for {word!r}"
     if answer is None:
         return CheckResult(False, "compute the precision as a number between 0 and 1")
+    value = as_number(name, answer)
+    if isinstance(value, CheckResult):
+        return value
     column = _similarities(model, images)[:, model.words.index(word)]
-    top = column.argsort(descending=True)[:k]
-    expected = (labels[top] == model.words.index(word)).double().mean().item()
-    if isinstance(answer, (int, float)) and 1 < answer <= k:
-        return CheckResult(False, "give the fraction (between 0 and 1), not the count")
-    result = check_close(f"precision@{k} for {word!r}", answer, expected, atol=1e-3)
-    if not result:
-        return result
-    return CheckResult(True, f"{expected:.3f} of the {k} images nearest to {word!r} show it")
+    hits = labels == model.words.index(word)
+    expected = _precision(column, hits, k)
+    result = check_close(name, value, expected, atol=1e-3)
+    if result:
+        return CheckResult(True, f"{value:.3f} of the {k} images nearest to {word!r} show it")
+    if value > 1:
+        if value <= k and float(value).is_integer():
+            hint = "give the fraction (between 0 and 1), not the count"
+        elif value <= 100:
+            hint = "give a fraction between 0 and 1, not a percentage"
+        else:
+            hint = "a precision is a fraction between 0 and 1"
+        return CheckResult(False, f"{name} is above 1: {hint}")
+    if value < 0:
+        return CheckResult(False, f"{name} is negative: a precision is a fraction in [0, 1]")
+    if value > 0 and abs(value - _precision(column, hits, k, descending=False)) < 1e-3:
+        return CheckResult(
+            False,
+            f"{name}: those are the {k} *least* similar images; sort by descending cosine",
+        )
+    return CheckResult(
+        False,
+        f"{result.message}: of the {k} images with the highest cosine to {word!r}, count "
+        "those whose label is its digit, then divide by k",
+    )

@@ -1,4 +1,10 @@
-"""Self-checks for chapter 02 (the maths of a joint representation)."""
+"""Self-checks for chapter 02 (the maths of a joint representation).
+
+The answers here are shapes, a gradient and slices of a weight matrix. A failed check names
+what is wrong (which shape, which number of it and what that number should mean; which
+factor or sign the gradient misses; which slice is swapped) but never prints the expected
+shape or values; see :mod:`mmcourse.checks`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mmcourse.checks._core import CheckResult
+from mmcourse.checks._core import CheckResult, check_close, describe_shape_miss
 
 
 def _as_shape(value: object) -> tuple[int, ...] | None:
@@ -29,7 +35,11 @@ def check_weight_shapes(
     concat_weight_shape: Sequence[int],
 ) -> CheckResult:
     """Are these the shapes (as ``nn.Linear`` stores them) of ``W_X``, ``W_Y`` and of the
-    weight of the single layer on the concatenation, for the given feature sizes?"""
+    weight of the single layer on the concatenation, for the given feature sizes?
+
+    The shapes are the answer, so a wrong one is explained by what each of its two numbers
+    should *mean* (rows = out_features, columns = in_features), never by the right numbers.
+    """
     expected = {
         "W_X": (joint_dim, image_dim),
         "W_Y": (joint_dim, text_dim),
@@ -40,16 +50,39 @@ def check_weight_shapes(
         "W_Y": weight_y_shape,
         "[W_X W_Y]": concat_weight_shape,
     }
+    columns = {
+        "W_X": "the number of image features",
+        "W_Y": "the number of text features",
+        "[W_X W_Y]": "the number of features the layer reads: image and text together",
+    }
     for name, want in expected.items():
         got = _as_shape(given[name])
         if got is None:
             return CheckResult(False, f"give the shape of {name} as a tuple of ints, e.g. (3, 4)")
+        if len(got) != 2:
+            return CheckResult(
+                False, f"{name} is a matrix: give two numbers (rows, columns), got {len(got)}"
+            )
         if got == want[::-1] and want[0] != want[1]:
             return CheckResult(
                 False, f"{name}: {got} is transposed; nn.Linear stores (out_features, in_features)"
             )
-        if got != want:
-            return CheckResult(False, f"{name} has shape {want}, not {got}")
+        if got == want:
+            continue
+        problems = []
+        if got[0] != want[0]:
+            problems.append(
+                "its first number (rows, nn.Linear's out_features) should be the size of the "
+                "joint space"
+            )
+        if got[1] != want[1]:
+            hint = f"its second number (columns, in_features) should be {columns[name]}"
+            if name == "[W_X W_Y]" and got[1] in (image_dim, text_dim):
+                hint += "; one layer on cat([x, y]) reads both modalities at once"
+            elif name != "[W_X W_Y]" and got[1] in (image_dim, text_dim):
+                hint += f"; {name} meets the {'image' if name == 'W_X' else 'text'} features"
+            problems.append(hint)
+        return CheckResult(False, f"{name} {got} is not right: " + "; ".join(problems))
     return CheckResult(True, ", ".join(f"{name} {shape}" for name, shape in expected.items()))
 
 
@@ -92,7 +125,7 @@ def check_grad_weight_x(grad_weight_x: GradFn) -> CheckResult:
         expected = weight_x.grad
         try:
             got = grad_weight_x(x, y, weight_x.detach(), weight_y, bias, target)
-        except Exception as error:  # noqa: BLE001 -- report any learner error as a hint
+        except Exception as error:
             return CheckResult(False, f"your function raised {type(error).__name__}: {error}")
         if got is None:
             return CheckResult(False, "your function returns None; return dL/dW_X as a tensor")
@@ -105,18 +138,44 @@ def check_grad_weight_x(grad_weight_x: GradFn) -> CheckResult:
                 f"dL/dW_X must have the shape of W_X {(k, d_x)}, got {tuple(got.shape)}{hint}",
             )
         got = got.detach().double()
-        if not torch.allclose(got, expected.double(), atol=1e-4, rtol=1e-4):
-            if batch > 1 and torch.allclose(got * batch, expected.double(), atol=1e-4, rtol=1e-4):
-                return CheckResult(
-                    False, "off by a factor of the batch size: this loss is a sum, not a mean"
-                )
-            if torch.allclose(got, -expected.double(), atol=1e-4, rtol=1e-4):
-                return CheckResult(False, "the sign is flipped: use Z - T, not T - Z")
-            worst = (got - expected.double()).abs().max().item()
-            return CheckResult(
-                False, f"differs from autograd by up to {worst:.3g} (batch {batch}, k {k})"
-            )
+        want = expected.double()
+        if torch.allclose(got, want, atol=1e-4, rtol=1e-4):
+            continue
+        weight_x = weight_x.detach()
+        residual = x @ weight_x.T + y @ weight_y.T + bias - target  # dL/dZ = Z - T
+        mistakes = [
+            (torch.zeros_like(want), "your function returns all zeros"),
+            (want / batch, "off by a factor of the batch size: this loss is a sum, not a mean"),
+            (-want, "the sign is flipped: use Z - T, not T - Z"),
+            (
+                2 * want,
+                "off by a factor of two: the 1/2 in L cancels the 2 from differentiating the "
+                "square",
+            ),
+            (
+                want / 2,
+                "off by a factor of two: the 1/2 in L cancels the 2 from differentiating the "
+                "square",
+            ),
+            ((residual - bias).T @ x, "Z includes the bias b: Z = X W_X^T + Y W_Y^T + b"),
+            ((x @ weight_x.T + bias - target).T @ x, "Z includes the text term Y W_Y^T too"),
+            (residual.T @ y if d_y == d_x else None, "that is dL/dW_Y: multiply by X, not Y"),
+        ]
+        for candidate, hint in mistakes:
+            if candidate is not None and torch.allclose(
+                got, candidate.double(), atol=1e-4, rtol=1e-4
+            ):
+                return CheckResult(False, f"{hint} (batch {batch}, k {k})")
+        result = check_close("dL/dW_X", got, want, atol=1e-4, rtol=1e-4)
+        return CheckResult(
+            False,
+            f"differs from autograd on a problem with batch {batch}, k {k}: {result.message}",
+        )
     return CheckResult(True, "dL/dW_X = (Z - T)^T X' agrees with autograd on 3 random problems")
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
 
 
 def check_split_weights(
@@ -128,34 +187,79 @@ def check_split_weights(
 ) -> CheckResult:
     """Are ``weight_x``, ``weight_y`` and ``bias`` the pieces of ``linear`` (applied to
     ``cat([x, y])`` with ``image_dim`` image features) that make ``W_X x + W_Y y + b`` equal
-    to it -- checked on the weights and on a random batch?"""
+    to it -- checked on the weights and on a random batch?
+
+    A wrong piece is named with the likely slip (the two slices swapped, a missing bias),
+    never with the expected values.
+    """
     if not isinstance(linear, nn.Linear):
         return CheckResult(False, f"linear must be an nn.Linear, got {type(linear).__name__}")
     pieces = {"weight_x": weight_x, "weight_y": weight_y, "bias": bias}
+    sources = {
+        "weight_x": "a slice of linear.weight",
+        "weight_y": "a slice of linear.weight",
+        "bias": "linear.bias",
+    }
     for name, value in pieces.items():
         if not isinstance(value, torch.Tensor):
-            return CheckResult(False, f"{name} should be a tensor, got {type(value).__name__}")
+            return CheckResult(
+                False,
+                f"{name} should be a tensor ({sources[name]}), got {type(value).__name__}",
+            )
     text_dim = linear.in_features - image_dim
     want = {
         "weight_x": (linear.out_features, image_dim),
         "weight_y": (linear.out_features, text_dim),
         "bias": (linear.out_features,),
     }
+    meaning = {
+        "weight_x": "one row per output of the layer and one column per image feature",
+        "weight_y": "one row per output of the layer and one column per text feature",
+        "bias": "one number per output of the layer",
+    }
     for name, shape in want.items():
-        if tuple(pieces[name].shape) != shape:
+        got = tuple(pieces[name].shape)
+        if got != shape:
             return CheckResult(
-                False, f"{name} should have shape {shape}, got {tuple(pieces[name].shape)}"
+                False, f"{name} {describe_shape_miss(got, shape)}; it needs {meaning[name]}"
             )
+    weight = linear.weight.detach()
+    with torch.no_grad():
+        pieces = {name: value.detach().to(weight.dtype) for name, value in pieces.items()}
+    first, last = weight[:, :image_dim], weight[:, image_dim:]
+    tail, head = weight[:, text_dim:], weight[:, :text_dim]  # the slices taken the wrong way
+    if not _same(pieces["weight_x"], first) or not _same(pieces["weight_y"], last):
+        if _same(pieces["weight_x"], tail) and _same(pieces["weight_y"], head):
+            hint = (
+                "the slices are swapped: the image features come first in cat([x, y]), so W_X "
+                "is the first image_dim columns of linear.weight and W_Y the rest"
+            )
+        elif _same(pieces["weight_x"], first):
+            hint = "weight_x is right; weight_y should be the columns that follow it"
+        elif _same(pieces["weight_y"], last):
+            hint = "weight_y is right; weight_x is the first image_dim columns of linear.weight"
+        else:
+            hint = (
+                "W_X is the first image_dim columns of linear.weight and W_Y the remaining "
+                "columns (slice the columns, dimension 1, not the rows)"
+            )
+        return CheckResult(False, f"W_X x + W_Y y + b is not the layer on cat([x, y]): {hint}")
+    if linear.bias is None:
+        layer_bias = torch.zeros(linear.out_features, dtype=weight.dtype)
+    else:
+        layer_bias = linear.bias.detach()
+    if not _same(pieces["bias"], layer_bias):
+        if not pieces["bias"].any():
+            hint = "your bias is all zeros; the layer's own bias is linear.bias"
+        else:
+            hint = "the bias is not the layer's; take linear.bias as it is"
+        return CheckResult(False, f"the weights are right, but {hint}")
     x = torch.randn(4, image_dim, generator=torch.Generator().manual_seed(0))
     y = torch.randn(4, text_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         reference = linear(torch.cat([x, y], dim=1))
-        summed = x @ weight_x.T + y @ weight_y.T + bias
+        summed = x @ pieces["weight_x"].T + y @ pieces["weight_y"].T + pieces["bias"]
     difference = (reference - summed).abs().max().item()
-    if difference > 1e-5:
-        return CheckResult(
-            False,
-            f"W_X x + W_Y y + b differs from the layer on cat([x, y]) by up to {difference:.3g}; "
-            "W_X is the first image_dim columns of linear.weight",
-        )
+    if difference > 1e-5:  # only if the layer itself does something unusual
+        return CheckResult(False, "W_X x + W_Y y + b is not the layer on cat([x, y])")
     return CheckResult(True, f"the two computations agree (largest difference {difference:.1e})")

@@ -1,18 +1,22 @@
-"""Self-checks for chapter 06 (fusion)."""
+"""Self-checks for chapter 06 (fusion).
+
+A failed check says what is wrong and why -- a formula's own output and whether it is too
+high or too low (the biases forgotten?), which block of a fusion's output sees the wrong
+input, which layers PyTorch cannot see -- but never prints the expected parameter counts;
+see :mod:`mmcourse.checks`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from mmcourse.checks._core import CheckResult
-from mmcourse.models.fusion import (
-    BilinearFusion,
-    LowRankBilinearFusion,
-    find_unregistered_modules,
-)
+from mmcourse.checks._core import CheckResult, describe_miss
+from mmcourse.models.fusion import BilinearFusion, LowRankBilinearFusion
+from mmcourse.models.introspect import find_unregistered_modules
 
 _SIZES = ((64, 32, 64, 16), (6, 4, 7, 3), (10, 10, 2, 1), (3, 5, 8, 20))
 
@@ -21,37 +25,66 @@ def _numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _formula_result(call: str, got: object, want: int) -> str | None:
+    """Why the learner's formula's output ``got`` for ``call`` is not usable (or None)."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if got is None:
+        return f"{call} returned None: return the parameter count, an int"
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        return f"{call} returned a {type(got).__name__}; return an int"
+    if isinstance(got, float) and not got.is_integer():
+        return f"{call} returned a fraction; a parameter count is a whole number"
+    return None
+
+
 def check_parameter_formulas(
     bilinear_params: Callable[[int, int, int], int] | None,
     low_rank_params: Callable[[int, int, int, int], int] | None,
 ) -> CheckResult:
     """Do ``bilinear_params(image_dim, text_dim, out_dim)`` and
     ``low_rank_params(image_dim, text_dim, out_dim, rank)`` give the parameter counts (biases
-    included) of ``BilinearFusion`` and ``LowRankBilinearFusion`` for any sizes?"""
+    included) of ``BilinearFusion`` and ``LowRankBilinearFusion`` for any sizes?
+
+    A wrong formula is shown with the learner's own output for one size, whether it is too
+    high or too low, and the likely slip (the biases forgotten) -- never the module's count.
+    """
     if not callable(bilinear_params) or not callable(low_rank_params):
         return CheckResult(False, "write the two functions bilinear_params and low_rank_params")
     for dx, dy, d, rank in _SIZES:
         want = _numel(BilinearFusion(dx, dy, d))
+        call = f"bilinear_params({dx}, {dy}, {d})"
         try:
             got = bilinear_params(dx, dy, d)
-        except Exception as error:  # noqa: BLE001 -- report any mistake to the learner
-            return CheckResult(False, f"bilinear_params({dx}, {dy}, {d}) failed: {error}")
+        except Exception as error:
+            return CheckResult(False, f"{call} failed: {error}")
+        problem = _formula_result(call, got, want)
+        if problem:
+            return CheckResult(False, problem)
         if got != want:
+            if got == dx * dy * d:
+                hint = "the biases are missing: one per output"
+            else:
+                hint = "one weight per (image feature, text feature, output) triple, plus biases"
             return CheckResult(
-                False,
-                f"bilinear_params({dx}, {dy}, {d}) gave {got}, the module has {want} "
-                "(one weight per (image feature, text feature, output) triple, plus biases)",
+                False, f"{call} gave {got}, which {describe_miss(got, want)}; {hint}"
             )
         want = _numel(LowRankBilinearFusion(dx, dy, d, rank=rank))
+        call = f"low_rank_params({dx}, {dy}, {d}, {rank})"
         try:
             got = low_rank_params(dx, dy, d, rank)
-        except Exception as error:  # noqa: BLE001
-            return CheckResult(False, f"low_rank_params({dx}, {dy}, {d}, {rank}) failed: {error}")
+        except Exception as error:
+            return CheckResult(False, f"{call} failed: {error}")
+        problem = _formula_result(call, got, want)
+        if problem:
+            return CheckResult(False, problem)
         if got != want:
+            if got == (dx + dy) * rank + rank * d:
+                hint = "the biases are missing: each of the three linear layers has one"
+            else:
+                hint = "three linear layers: image -> rank, text -> rank, rank -> out, with biases"
             return CheckResult(
-                False,
-                f"low_rank_params({dx}, {dy}, {d}, {rank}) gave {got}, the module has {want} "
-                "(three linear layers: image -> rank, text -> rank, rank -> out, with biases)",
+                False, f"{call} gave {got}, which {describe_miss(got, want)}; {hint}"
             )
     return CheckResult(True, "both formulas match the modules for every size tried")
 
@@ -72,7 +105,10 @@ def _blocks_depend_on(
 
 def check_concat_product_fusion(module: nn.Module | None) -> CheckResult:
     """Is ``module`` a fusion ``(B, image_dim), (B, text_dim) -> (B, 3 D)`` that returns
-    ``[W_x x + b_x ; W_y y + b_y ; (W_x x + b_x) * (W_y y + b_y)]`` and trains every weight?"""
+    ``[W_x x + b_x ; W_y y + b_y ; (W_x x + b_x) * (W_y y + b_y)]`` and trains every weight?
+
+    A failure names the block that is wrong (it sees the wrong input, it is not the product)
+    or the parameters that get no gradient."""
     if not isinstance(module, nn.Module):
         return CheckResult(False, "build your fusion module (an nn.Module) and pass it in")
     dims = [getattr(module, name, None) for name in ("image_dim", "text_dim", "out_dim")]
@@ -92,11 +128,18 @@ def check_concat_product_fusion(module: nn.Module | None) -> CheckResult:
     text = torch.randn(5, dy, generator=generator)
     try:
         out = module(image, text)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return CheckResult(False, f"calling module(image, text) failed: {error}")
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (5, out_dim):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        return CheckResult(False, f"the output should have shape (5, {out_dim}), got {shape}")
+        hint = ""
+        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == 2 * d:
+            hint = ": only two blocks; the third is the product x' * y'"
+        elif isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == 5:
+            hint = ": concatenate the three blocks of D along dimension 1"
+        return CheckResult(
+            False, f"for a batch of 5 the output should be (5, out_dim), got {shape}{hint}"
+        )
     with torch.no_grad():
         first_text, second_image, first_image, second_text = _blocks_depend_on(
             module, image, text, d
@@ -115,38 +158,6 @@ def check_concat_product_fusion(module: nn.Module | None) -> CheckResult:
     return CheckResult(True, f"[x'; y'; x' * y'] with {params} parameters, all trained")
 
 
-def _reachable_parameters(model: nn.Module) -> set[int]:
-    """Ids of every parameter found by walking attributes, plain containers included."""
-    seen_modules: set[int] = set()
-    found: set[int] = set()
-
-    def visit(value: object, depth: int) -> None:
-        if depth > 6:
-            return
-        if isinstance(value, nn.Parameter):
-            found.add(id(value))
-        elif isinstance(value, nn.Module):
-            if id(value) in seen_modules:
-                return
-            seen_modules.add(id(value))
-            for p in value.parameters():
-                found.add(id(p))
-            for key, item in vars(value).items():
-                if not key.startswith("_"):
-                    visit(item, depth + 1)
-            for child in value.children():
-                visit(child, depth + 1)
-        elif isinstance(value, (list, tuple, set)):
-            for item in value:
-                visit(item, depth + 1)
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item, depth + 1)
-
-    visit(model, 0)
-    return found
-
-
 def check_registered(
     model: nn.Module | None, image_dim: int = 64, text_dim: int = 32
 ) -> CheckResult:
@@ -159,10 +170,7 @@ def check_registered(
         return CheckResult(
             False, f"{', '.join(hidden)} still hide layers in a plain Python container"
         )
-    registered = {id(p) for p in model.parameters()}
-    if _reachable_parameters(model) - registered:
-        return CheckResult(False, "some parameters are reachable but not registered")
-    if not registered:
+    if not any(True for _ in model.parameters()):
         return CheckResult(False, "the module has no parameters at all")
     generator = torch.Generator().manual_seed(0)
     image = torch.randn(4, image_dim, generator=generator)
@@ -170,10 +178,90 @@ def check_registered(
     try:
         out = model(image, text)
         out.pow(2).sum().backward()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return CheckResult(False, f"a forward and backward pass failed: {error}")
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     if missing:
         return CheckResult(False, f"these parameters get no gradient: {missing}")
     count = sum(p.numel() for p in model.parameters())
     return CheckResult(True, f"all {count} parameters are registered and get gradients")
+
+
+def _rule(
+    a: list[float], b: list[float], error: Callable[[torch.Tensor, torch.Tensor], float]
+) -> bool:
+    ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    return abs(ta.mean().item() - tb.mean().item()) > 2 * error(ta, tb)
+
+
+_SE_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "right": lambda a, b: math.sqrt(a.var().item() / len(a) + b.var().item() / len(b)),
+    "you compared with the spread of single runs (the standard deviations); the mean of n "
+    "seeds varies less: divide each variance by its number of seeds": lambda a, b: math.sqrt(
+        a.var().item() + b.var().item()
+    ),
+    "you used the population variance (dividing by n); the spread of a few seeds is "
+    "estimated with n - 1 (torch's default, var(unbiased=True))": lambda a, b: math.sqrt(
+        a.var(unbiased=False).item() / len(a) + b.var(unbiased=False).item() / len(b)
+    ),
+    "the standard error is the square root of the summed variances of the means": lambda a, b: (
+        a.var().item() / len(a) + b.var().item() / len(b)
+    ),
+    "both sides have a spread: add the variances of both means": lambda a, b: math.sqrt(
+        a.var().item() / len(a)
+    ),
+}
+# (a, b): pairs of per-seed accuracies chosen so that each slip above decides one differently
+_SE_CASES = [
+    ([0.80, 0.82, 0.84], [0.76, 0.78, 0.80]),
+    ([0.80, 0.81, 0.82], [0.70, 0.71, 0.72]),
+    ([0.80, 0.83, 0.81], [0.81, 0.82, 0.80]),
+    ([0.850, 0.852, 0.848], [0.840, 0.842, 0.838]),
+    ([0.84, 0.86, 0.85], [0.83, 0.83, 0.83]),
+    ([0.84, 0.86, 0.85, 0.85], [0.80, 0.84, 0.82, 0.81]),
+    ([0.841, 0.843, 0.842], [0.829, 0.851, 0.836]),
+    ([0.83, 0.85, 0.87], [0.80, 0.82, 0.84]),
+]
+
+
+def check_real_difference(fn: Callable[[list[float], list[float]], bool] | None) -> CheckResult:
+    """Exercise 1: ``fn(a, b)`` says whether the means of two lists of per-seed accuracies
+    differ by more than two standard errors of their difference.
+
+    The right answers come from the rule computed here with torch; a failed check names the
+    slip (standard deviation instead of standard error, population variance, no square root,
+    one side's spread only) when the learner's answers match it on every case.
+    """
+    if fn is None:
+        return CheckResult(False, "write is_real(a, b) and pass the function in")
+    if not callable(fn):
+        return CheckResult(False, f"pass the function itself, got {type(fn).__name__}")
+    answers = []
+    for a, b in _SE_CASES:
+        try:
+            answer = fn(list(a), list(b))
+        except Exception as error:  # the learner's code may fail in any way
+            return CheckResult(False, f"is_real(a, b) raised {type(error).__name__}: {error}")
+        if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+            answer = bool(answer.item())
+        if not isinstance(answer, bool):
+            return CheckResult(False, f"return True or False, got {type(answer).__name__}")
+        answers.append(answer)
+    right = [_rule(a, b, _SE_RULES["right"]) for a, b in _SE_CASES]
+    if answers == right:
+        return CheckResult(True, f"your rule decides all {len(right)} pairs as it should")
+    wrong = sum(x != y for x, y in zip(answers, right))
+    if len(set(answers)) == 1:
+        return CheckResult(
+            False,
+            f"{wrong} of {len(right)} pairs decided wrongly: your function says {answers[0]} "
+            "for every pair; compare the gap between the means with their standard error",
+        )
+    for hint, rule in list(_SE_RULES.items())[1:]:
+        if answers == [_rule(a, b, rule) for a, b in _SE_CASES]:
+            return CheckResult(False, f"{wrong} of {len(right)} pairs decided wrongly: {hint}")
+    return CheckResult(
+        False,
+        f"{wrong} of {len(right)} pairs decided wrongly: compare |mean(a) - mean(b)| with twice "
+        "sqrt(var(a) / n_a + var(b) / n_b)",
+    )
