@@ -60,7 +60,7 @@ CONCEPTS = (
     Concept(
         "fusion",
         "Multimodal data fusion",
-        "combine the modalities' features into one representation (early or late)",
+        "combine the modalities: early (inputs), intermediate (features) or late (decisions)",
         9.9,
         3.3,
     ),

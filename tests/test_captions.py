@@ -14,7 +14,7 @@ import torch
 
 from mmcourse.data import captions as C
 from mmcourse.data import mnist
-from mmcourse.text import Vocabulary, tokenize
+from mmcourse.vocab import Vocabulary, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -400,3 +400,12 @@ def test_repair_keeps_digits_balanced(pool) -> None:
     present = data.layout.digits[data.layout.digits >= 0]
     share = present.bincount(minlength=10).float() / len(present)
     assert share.min() > 0.085 and share.max() < 0.11
+
+
+def test_canvas_statistics_are_the_training_canvases_own() -> None:
+    """CANVAS_MEAN/STD match the fast training split, recomputed with NumPy in float64."""
+    pixels = C.make_mnist_captions("train").images.numpy().astype(np.float64) / 255
+    assert abs(pixels.mean() - C.CANVAS_MEAN) < 5e-4
+    assert abs(pixels.std(ddof=1) - C.CANVAS_STD) < 5e-4
+    standardised = C.make_mnist_captions("train", n=2000).float_images().numpy()
+    assert abs(standardised.mean()) < 0.05 and abs(standardised.std() - 1) < 0.05

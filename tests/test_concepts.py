@@ -10,14 +10,10 @@ import pytest
 from mmcourse import concepts
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyBboxPatch
 
-
-@pytest.fixture(autouse=True)
-def _close_figures() -> None:
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def test_links_join_known_concepts_and_include_the_articles_graph() -> None:

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from mmcourse import config
-from mmcourse._validate import check_int, is_int
+from mmcourse._validate import check_choice, check_int, is_int
 from mmcourse.data import mnist
-from mmcourse.text import tokenize
+from mmcourse.vocab import tokenize
 
 CANVAS = 64
 MAX_DIGITS = 3
@@ -51,6 +51,11 @@ SCALES = (0.6, 0.9)
 """How much a 28x28 MNIST digit is scaled for each size."""
 THICKNESSES = ("thin", "normal", "thick")
 SLANTS = ("left", "upright", "right")
+CANVAS_MEAN = 0.0345
+"""Mean pixel (scaled to [0, 1]) of the training canvases; most of a canvas is background,
+so it is far below MNIST's 0.1307 (``tests/test_captions.py`` recomputes it)."""
+CANVAS_STD = 0.1636
+"""Standard deviation of the training canvases' pixels (scaled to [0, 1])."""
 SHEARS = (-0.3, 0.0, 0.3)
 """Shear of each slant: x moves by ``shear * height`` above the centre (positive leans right)."""
 ATTRIBUTES = {"size": SIZES, "thickness": THICKNESSES, "slant": SLANTS}
@@ -143,13 +148,6 @@ class Layout:
         return ("digits", "size", "thickness", "slant")
 
 
-def check_split(split: str) -> str:
-    """Return ``split`` if it is one of :data:`SPLITS`, else raise a clear ``ValueError``."""
-    if split not in SPLITS:
-        raise ValueError(f"MNIST-Captions split must be one of {SPLITS}, got {split!r}")
-    return split
-
-
 # --------------------------------------------------------------------------- layouts
 
 
@@ -220,7 +218,7 @@ def sample_split_layout(
     """Layouts for ``split``. In ``train``, ``val`` and ``test`` held-out combinations are
     repaired away (:func:`repair_layout`); ``compositional`` keeps only canvases holding at
     least one of them (drawn by rejection)."""
-    check_split(split)
+    check_choice(split, "MNIST-Captions split", SPLITS)
     if split != "compositional":
         return repair_layout(
             sample_layout(n, generator, min_digits, max_digits), holdout, generator
@@ -255,20 +253,6 @@ THICK_MAX_RADIUS = 1.5
 """...but by at most this many MNIST pixels on each side, so loops do not fill into blobs."""
 MIN_THIN_WIDTH = 0.9
 """No stroke of a thin digit is drawn narrower than this many *canvas* pixels."""
-
-
-def _upsample(images: torch.Tensor) -> torch.Tensor:
-    """Exact bilinear 4x upsampling (``align_corners=False``, edges repeated) of integer images
-    ``(M, H, W)``: returns 64 times the interpolated values as int32, so no rounding happens."""
-
-    def rows(x: torch.Tensor) -> torch.Tensor:
-        above = torch.cat([x[:, :1], x[:, :-1]], dim=1)
-        below = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
-        # Output rows 4i..4i+3 sit at i - 3/8, i - 1/8, i + 1/8, i + 3/8 of the input.
-        parts = [3 * above + 5 * x, above + 7 * x, 7 * x + below, 5 * x + 3 * below]
-        return torch.stack(parts, dim=2).reshape(x.shape[0], -1, x.shape[2])
-
-    return rows(rows(images).transpose(1, 2)).transpose(1, 2)
 
 
 def _count(mask: torch.Tensor) -> torch.Tensor:
@@ -810,9 +794,10 @@ class MNISTCaptions:
         }
 
     def float_images(self, normalize: bool = True) -> torch.Tensor:
-        """Canvases as float ``(N, 1, 64, 64)`` in [0, 1] (standardised with MNIST's
-        statistics when ``normalize``)."""
-        return mnist.to_float(self.images, normalize=normalize)
+        """Canvases as float ``(N, 1, 64, 64)`` in [0, 1], standardised when ``normalize``
+        with the *training canvases'* statistics (:data:`CANVAS_MEAN`, :data:`CANVAS_STD`),
+        so that training canvases have mean 0 and standard deviation 1."""
+        return mnist.to_float(self.images, normalize, mean=CANVAS_MEAN, std=CANVAS_STD)
 
     def select(self, index: torch.Tensor | Sequence[int]) -> MNISTCaptions:
         """A new dataset holding the canvases at ``index``."""
@@ -849,7 +834,7 @@ def generate(
         chunk: how many canvases are rendered at once (a positive int; only memory depends
             on it, not the result).
     """
-    check_split(split)
+    check_choice(split, "MNIST-Captions split", SPLITS)
     check_int(n, "n")
     check_int(chunk, "chunk")
     if (
@@ -890,7 +875,7 @@ def digit_pool(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The MNIST digits a split draws from: ``train`` from MNIST's training set; ``val`` and
     ``test``/``compositional`` from two disjoint, class-balanced halves of its test set."""
-    check_split(split)
+    check_choice(split, "MNIST-Captions split", SPLITS)
     if split == "train":
         return mnist.load_digits("train", profile=profile, root=root)
     images, labels = mnist.load_digits("test", profile=profile, root=root)
@@ -916,7 +901,7 @@ def make_mnist_captions(
 
     ``n`` defaults to :data:`DEFAULT_SIZES` for the profile (fast: 10,000 training canvases).
     """
-    check_split(split)
+    check_choice(split, "MNIST-Captions split", SPLITS)
     chosen = config.pick(fast="fast", full="full", profile=profile)
     if n is None:
         n = DEFAULT_SIZES[chosen][split]

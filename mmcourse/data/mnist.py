@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from mmcourse import config
+from mmcourse._validate import check_choice
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 """The repository's ``data/`` folder (where the bundled subset lives)."""
@@ -62,13 +63,6 @@ MEAN, STD = 0.1307, 0.3081
 """Mean and standard deviation of MNIST's training pixels (scaled to [0, 1])."""
 
 _IDX_DTYPES = {0x08: torch.uint8}
-
-
-def check_split(split: str) -> str:
-    """Return ``split`` if it is ``"train"`` or ``"test"``, else raise a clear ``ValueError``."""
-    if split not in SPLIT_FILES:
-        raise ValueError(f"MNIST split must be one of {SPLITS}, got {split!r}")
-    return split
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -249,7 +243,7 @@ def load_mnist(
         download: allow a torchvision download if MNIST is nowhere to be found. ``None`` allows
             it except when ``MMCOURSE_OFFLINE=1`` or ``CI`` is set (tests and CI never download).
     """
-    check_split(split)
+    check_choice(split, "MNIST split", SPLITS)
     try:
         found = find_mnist_root(root)
     except FileNotFoundError:
@@ -272,7 +266,7 @@ def load_subset(
     10,000 training digits (1,000 a class) and 2,000 test digits (200 a class); the files'
     SHA-256 sums are checked against ``SHA256SUMS`` beside them.
     """
-    check_split(split)
+    check_choice(split, "MNIST split", SPLITS)
     folder = Path(path) if path is not None else SUBSET_DIR
     sums_file = folder / "SHA256SUMS"
     if not sums_file.is_file():
@@ -301,18 +295,20 @@ def load_digits(
     root: str | os.PathLike | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The digits a chapter should use: the bundled subset in ``fast``, full MNIST in ``full``."""
-    check_split(split)
+    check_choice(split, "MNIST split", SPLITS)
     if config.pick(fast="fast", full="full", profile=profile) == "fast":
         return load_subset(split)
     return load_mnist(split, root=root)
 
 
-def to_float(images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+def to_float(
+    images: torch.Tensor, normalize: bool = True, mean: float = MEAN, std: float = STD
+) -> torch.Tensor:
     """uint8 ``(N, H, W)`` images -> float ``(N, 1, H, W)``, scaled to [0, 1] and, by default,
-    standardised with MNIST's mean and standard deviation."""
+    standardised as ``(x - mean) / std`` (MNIST's training statistics unless given)."""
     if images.dtype != torch.uint8:
         raise ValueError(f"to_float expects uint8 images, got {images.dtype}")
     if images.dim() != 3:
         raise ValueError(f"to_float expects images of shape (N, H, W), got {tuple(images.shape)}")
     out = images.unsqueeze(1).float().div_(255.0)
-    return (out - MEAN) / STD if normalize else out
+    return (out - mean) / std if normalize else out
