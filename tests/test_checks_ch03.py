@@ -9,7 +9,6 @@ from test_checks_core import assert_hides
 from mmcourse.checks import ch03
 from mmcourse.data import captions as C
 from mmcourse.data import mnist
-from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -178,34 +177,3 @@ def test_check_pixel_stats_hides_the_answer_and_names_the_slip(data: C.MNISTCapt
     assert "should be a number, got str" in str(ch03.check_pixel_stats(data, "0.04", std))
     good = ch03.check_pixel_stats(data, mean, std)
     assert good and f"mean {mean:.4f}, std {std:.4f}" in str(good)
-
-
-def test_check_padding() -> None:
-    vocab = Vocabulary.build(["a small one", "a large two on the left"])
-    ids, lengths = vocab.encode_batch(["a small one", "a large two on the left"])
-    padding = int(ids.numel() - lengths.sum())
-    assert ch03.check_padding(ids, padding)
-    assert not ch03.check_padding(ids, padding + 1)
-    assert not ch03.check_padding(torch.zeros(3), 0)
-
-
-def test_check_padding_hides_the_answer_and_names_the_slip() -> None:
-    texts = ["a one", "a small one on the left", "a large two on the left and a three"]
-    ids, _ = Vocabulary.build(texts).encode_batch(texts)
-    # by hand: the lengths with <bos> and <eos> are 4, 8 and 11; the batch is 3 x 11
-    assert tuple(ids.shape) == (3, 11)
-    padding = (11 - 4) + (11 - 8) + 0
-    assert ch03.check_padding(ids, padding)
-    assert int((ids == PAD_ID).sum()) == padding
-    for guess in (0, padding - 1, padding + 1, 2 * padding):
-        assert_hides(ch03.check_padding(ids, guess), padding)
-    assert "placeholder" in str(ch03.check_padding(ids, 0))
-    real = ch03.check_padding(ids, 33 - padding)
-    assert "real tokens" in str(real)
-    assert_hides(real, padding)
-    assert "every position" in str(ch03.check_padding(ids, 33))
-    assert "texts that have padding" in str(ch03.check_padding(ids, 2))
-    assert "<eos> is a real token" in str(ch03.check_padding(ids, padding + 3))
-    assert "<bos> and <eos>" in str(ch03.check_padding(ids, padding + 6))
-    assert "whole number, got str" in str(ch03.check_padding(ids, "10"))  # type: ignore[arg-type]
-    assert BOS_ID != PAD_ID != EOS_ID

@@ -3,13 +3,10 @@
 A failed check says what is wrong and why -- which word of a caption is false, whether a
 count or a statistic is too high or too low and by roughly how much, and which slip it looks
 like (digits counted instead of canvases, pixels not scaled, the variance instead of the
-standard deviation, the real tokens counted instead of the padding) -- but never prints the
-expected value; see :mod:`mmcourse.checks`.
+standard deviation, a shortcut missed or invented) -- but never prints the expected value; see :mod:`mmcourse.checks`.
 """
 
 from __future__ import annotations
-
-import torch
 
 from mmcourse.checks._core import (
     CheckResult,
@@ -25,7 +22,6 @@ from mmcourse.data.captions import (
     MNISTCaptions,
     parse_caption,
 )
-from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID
 
 _POSITIONS = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
 _FIELD_HINTS = {
@@ -185,50 +181,6 @@ def check_pixel_stats(data: MNISTCaptions, mean: float, std: float) -> CheckResu
         hint = "take the standard deviation over every pixel of every canvas, scaled to [0, 1]"
     return CheckResult(
         False, f"the mean is right, but std {describe_miss(got_std, want_std)}; {hint}"
-    )
-
-
-def check_padding(ids: torch.Tensor, answer: int) -> CheckResult:
-    """Is ``answer`` the number of padding tokens in the batch ``ids``?
-
-    Spots the real tokens counted instead of the padding, every position, the texts that
-    have padding, and ``<bos>``/``<eos>`` counted as padding.
-    """
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-        return CheckResult(False, "ids should be the (B, T) tensor from encode_batch")
-    count = as_number("your count", answer, whole=True)
-    if isinstance(count, CheckResult):
-        return count
-    padding = ids == PAD_ID
-    expected = int(padding.sum())
-    if count == expected:
-        return CheckResult(True, f"{count} of {ids.numel()} positions are padding")
-    markers = (ids == BOS_ID) | (ids == EOS_ID)
-    mistakes = [
-        (
-            int((~padding).sum()),
-            "that counts the real tokens; count the positions that hold PAD_ID",
-        ),
-        (ids.numel(), "that is every position of the batch, real tokens included"),
-        (
-            int(padding.any(dim=1).sum()),
-            "that counts the texts that have padding; count the padded positions",
-        ),
-        (
-            int((padding | markers).sum()),
-            "<bos> and <eos> are real tokens of each text, not padding",
-        ),
-        (
-            int((padding | (ids == EOS_ID)).sum()),
-            "<eos> is a real token of each text, not padding",
-        ),
-    ]
-    hint = known_mistake(count, expected, mistakes)
-    if hint is not None:
-        return CheckResult(False, f"your count {describe_miss(count, expected)}; {hint}")
-    return CheckResult(
-        False,
-        f"your count {describe_miss(count, expected)}; count the positions where ids == PAD_ID",
     )
 
 

@@ -2,16 +2,15 @@
 
 Each check accepts the learner's answer (``None`` while the placeholder is still there) and
 returns a :class:`~mmcourse.checks.CheckResult` that prints as "Correct: ..." or "Not yet: ...".
-The expected values are computed here from PyTorch itself (a real ``nn.Conv2d``, a real forward
-pass), never typed in -- and never printed: a failed check says whether a number is too high or
-too low, by roughly how much, and which slip it looks like (the padding forgotten, the ``+ 1``
-forgotten, a pool too few, the bias left out), so the learner still works out the answer.
+The expected values are computed here from PyTorch itself (a real forward pass, receptive
+fields measured with autograd), never typed in -- and never printed: a failed check says whether
+a number is too high or too low, by roughly how much, and which slip it looks like (a pool too
+few, the windows' overlap forgotten), so the learner still works out the answer.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
@@ -19,102 +18,6 @@ from torch import nn
 
 from mmcourse.checks._core import CheckResult, as_number, describe_miss
 from mmcourse.models.image import ArticleCNN
-
-_CASES = [
-    # (size, kernel, stride, padding)
-    (28, 3, 1, 1),
-    (28, 5, 1, 0),
-    (28, 3, 2, 1),
-    (7, 2, 2, 0),
-    (32, 7, 2, 3),
-    (15, 4, 3, 2),
-    (9, 9, 1, 0),
-    (224, 11, 4, 2),
-]
-
-
-def _conv_size_by_pytorch(size: int, kernel: int, stride: int, padding: int) -> int:
-    conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, bias=False)
-    with torch.no_grad():
-        return conv(torch.zeros(1, 1, size, size)).shape[-1]
-
-
-def _conv_mistakes(size: int, kernel: int, stride: int, padding: int) -> list[tuple[float, str]]:
-    """What the usual wrong formulas give for one case, each with its hint."""
-    return [
-        (
-            (size - kernel) // stride + 1,
-            "the padding is missing: it adds 2 * padding to the size",
-        ),
-        (
-            (size + padding - kernel) // stride + 1,
-            "the padding is added on both sides: 2 * padding, not padding",
-        ),
-        (
-            (size + 2 * padding - kernel) // stride,
-            "off by one: the first position of the kernel counts too (+ 1)",
-        ),
-        (
-            math.ceil((size + 2 * padding - kernel) / stride) + 1,
-            "that rounds up; a kernel that does not fit entirely is dropped: round down",
-        ),
-        (
-            (size + 2 * padding - kernel) + 1,
-            "the stride is missing: the kernel moves stride pixels at a time",
-        ),
-        (
-            (size + 2 * padding) // stride,
-            "the kernel is missing: it must fit inside the padded image",
-        ),
-    ]
-
-
-def check_conv_output_size(fn: Callable[[int, int, int, int], int] | None) -> CheckResult:
-    """Exercise 1: ``fn(size, kernel, stride, padding)`` must give the output size of a conv.
-
-    It is compared with a real ``nn.Conv2d`` on several (size, kernel, stride, padding) cases.
-    A wrong case is named with the learner's own output and, when the learner's function
-    agrees with a usual wrong formula on every case, with that slip (no padding, padding on
-    one side only, no ``+ 1``, rounding up, no stride) -- never with the right size.
-    """
-    if fn is None:
-        return CheckResult(False, "define conv_out(size, kernel, stride, padding) and pass it in")
-    if not callable(fn):
-        return CheckResult(False, f"pass the function itself, got {type(fn).__name__}")
-    outputs = []
-    first_wrong = None
-    for case in _CASES:
-        call = "conv_out({}, {}, {}, {})".format(*case)
-        try:
-            got = fn(*case)
-        except Exception as error:  # the learner's code may fail in any way
-            return CheckResult(False, f"{call} raised {type(error).__name__}: {error}")
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if got is None:
-            return CheckResult(False, f"{call} returned None: return the output size, an int")
-        if isinstance(got, float):
-            return CheckResult(
-                False,
-                f"{call} returned the float {got}; sizes are ints: use // (floor division), not /",
-            )
-        if isinstance(got, bool) or not isinstance(got, int):
-            return CheckResult(False, f"{call} returned a {type(got).__name__}; return an int")
-        outputs.append(got)
-        if first_wrong is None and got != _conv_size_by_pytorch(*case):
-            first_wrong = (case, call, got)
-    if first_wrong is None:
-        return CheckResult(True, f"conv_out agrees with nn.Conv2d on all {len(_CASES)} cases")
-    case, call, got = first_wrong
-    for index, (_, hint) in enumerate(_conv_mistakes(*case)):
-        if all(out == _conv_mistakes(*c)[index][0] for out, c in zip(outputs, _CASES)):
-            return CheckResult(False, f"{call} returned {got}, not what nn.Conv2d gives: {hint}")
-    want = _conv_size_by_pytorch(*case)
-    return CheckResult(
-        False,
-        f"compared with nn.Conv2d, {call} {describe_miss(got, want)}; check the padding (both "
-        "sides), the kernel, the stride, the rounding and the + 1",
-    )
 
 
 def _matching_hints(count: int, expected: int, mistakes: list[tuple[int, str]]) -> str:
@@ -161,45 +64,6 @@ def check_feature_size_32(value: int | None) -> CheckResult:
         False,
         f"features_32 {describe_miss(count, expected)}; {trace}, then multiply by the "
         f"{channels} channels at the end",
-    )
-
-
-def check_conv_parameters(
-    value: int | None, in_channels: int = 128, out_channels: int = 256, kernel_size: int = 3
-) -> CheckResult:
-    """Exercise 3: the number of parameters of ``nn.Conv2d(in, out, kernel_size)``.
-
-    Spots the weights without the biases, a bias per input channel, the input channels or
-    the kernel area forgotten, without printing the right count.
-    """
-    if value is None:
-        return CheckResult(False, "set conv_params to the number you computed")
-    count = as_number("conv_params", value, whole=True)
-    if isinstance(count, CheckResult):
-        return count
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size)
-    expected = sum(p.numel() for p in conv.parameters())
-    if count == expected:
-        return CheckResult(
-            True,
-            f"nn.Conv2d({in_channels}, {out_channels}, {kernel_size}) has {count:,} parameters",
-        )
-    i, o, k = in_channels, out_channels, kernel_size
-    mistakes = [
-        (o * i * k * k, f"{count:,} counts the weights only; each output channel also has a bias"),
-        (o * i * k * k + i, "one bias per *output* channel, not per input channel"),
-        (o * k * k + o, "each filter spans every input channel: in_channels x k x k weights"),
-        (o * i * k + o, "the kernel is k x k: square the kernel size"),
-        (o * i + o, "each filter has k x k weights per input channel"),
-        (i * k * k + 1, "that is one filter; the layer has out_channels of them"),
-    ]
-    hint = _matching_hints(count, expected, mistakes)
-    if hint:
-        return CheckResult(False, hint)
-    return CheckResult(
-        False,
-        f"conv_params {describe_miss(count, expected)}; one filter holds in_channels x k x k "
-        "weights, there is one filter per output channel, and each has a bias",
     )
 
 
