@@ -8,15 +8,16 @@ is in CONTRIBUTING.md):
    (the argument checks every module shares)
 1. :mod:`mmcourse.vocab` (tokenizer, vocabulary), :mod:`mmcourse.data` (MNIST, MNIST-Captions,
    VQA examples, text tasks, statistics)
-2. :mod:`mmcourse.losses`, :mod:`mmcourse.metrics`
+2. :mod:`mmcourse.losses`, :mod:`mmcourse.metrics`, :mod:`mmcourse.caption_metrics`
 3. :mod:`mmcourse.models` -- image and text encoders, fusions (``fusion``, ``film``,
-   ``cross_attention``), VQA models, dual encoder, captioner; ``introspect`` looks inside any
-   model
+   ``cross_attention``), VQA models, dual encoder, captioners (Show and Tell, Show, Attend
+   and Tell, a Transformer decoder); ``introspect`` looks inside any model
 4. :mod:`mmcourse.train` (one training loop, early stopping, checkpoints),
-   :mod:`mmcourse.decode` (greedy decoding)
+   :mod:`mmcourse.decode` (greedy decoding, beam search)
 5. chapter material and pictures: :mod:`mmcourse.digits`, :mod:`mmcourse.joint`,
    :mod:`mmcourse.article`, :mod:`mmcourse.concepts`, :mod:`mmcourse.chapters`,
-   :mod:`mmcourse.viz`, :mod:`mmcourse.doctor`, ...
+   :mod:`mmcourse.viz`, :mod:`mmcourse.doctor`, ...; the case study:
+   :mod:`mmcourse.casestudy`, :mod:`mmcourse.retrieval`, :mod:`mmcourse.deploy`
 6. :mod:`mmcourse.checks` -- the exercises' self-checks
 
 Sub-modules are imported on demand, so ``import mmcourse`` stays fast.

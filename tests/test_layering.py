@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmcourse"
 LAYERS = {
     0: ["mmcourse", "_validate", "config", "portable", "utils"],
     1: ["vocab", "data.*"],
-    2: ["losses", "metrics"],
+    2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],
     4: ["train", "decode"],
     5: [
@@ -28,6 +28,9 @@ LAYERS = {
         "diagrams",
         "viz",
         "doctor",
+        "retrieval",
+        "deploy",
+        "casestudy.*",
     ],
     6: ["checks.*"],
 }

@@ -1,0 +1,270 @@
+"""The case study's captioning recipe: one image encoder, three decoders, chosen on validation.
+
+The article's six steps, carried out on MNIST-Captions:
+
+1. **data** -- :func:`build_data`: the four splits and a vocabulary from the training captions;
+2. **encoders** -- :func:`pretrain_encoder`: a CNN taught to name the digit, size, thickness
+   and slant in each of the three slots (transfer: the captioner starts from what it knows),
+   or :func:`new_encoder` for the from-scratch control;
+3. **joint layer / decoder** -- :func:`make_decoder`: Show and Tell, Show, Attend and Tell, or
+   a Transformer decoder, all reading the encoder's 8x8 grid of regions;
+4. **loss** -- the sequence cross-entropy under teacher forcing
+   (:func:`mmcourse.captioning.caption_forward`);
+5. **training** -- :func:`train_decoder`, which keeps the epoch whose greedy captions are
+   exactly right most often on *validation* canvases;
+6. **evaluation** -- :func:`write_captions` then :mod:`mmcourse.caption_metrics`.
+
+When the encoder is frozen its regions are computed once (:func:`store_regions`) and the
+decoders train on them through a :class:`~mmcourse.models.grid.StoredGrid`: an epoch then
+costs seconds. :func:`mmcourse.models.grid.swap_encoder` puts the CNN back afterwards.
+
+Measured so far (2 CPU cores, fast profile, validation canvases, greedy decoding): an encoder
+pretrained for 10 epochs and then frozen, with Show, Attend and Tell trained 6 epochs on its
+stored regions, reaches BLEU-4 0.919 but only 53 % exact captions; per digit it names the
+digit 0.90, size 0.99, thickness 0.83, slant 0.96. The frozen features, not the decoder, are
+the limit (the slot head on the same features: digit 0.96, thickness 0.88).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mmcourse._validate import check_choice, check_int, check_positive
+from mmcourse.caption_metrics import caption_report_for
+from mmcourse.captioning import caption_forward, encode_captions
+from mmcourse.data import vqa
+from mmcourse.data.captions import MNISTCaptions, make_mnist_captions
+from mmcourse.decode import beam_search, greedy_decode
+from mmcourse.losses import sequence_loss, slot_attribute_loss
+from mmcourse.models.attention_captioner import AttentionCaptioner
+from mmcourse.models.captioner import Captioner
+from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.pooling import ImageVector
+from mmcourse.models.transformer_captioner import TransformerCaptioner
+from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
+from mmcourse.train import History, fit
+from mmcourse.vocab import Vocabulary
+
+__all__ = [
+    "DECODERS",
+    "MAX_CAPTION_LEN",
+    "CaseStudyData",
+    "build_data",
+    "make_decoder",
+    "new_encoder",
+    "pretrain_encoder",
+    "store_regions",
+    "train_decoder",
+    "write_captions",
+]
+
+DECODERS = ("show_and_tell", "attention", "transformer")
+"""The three decoders the case study compares, in the order of the papers."""
+MAX_CAPTION_LEN = 40
+"""Most tokens a generated caption may have (the longest reference has 31, ``<eos>`` included)."""
+REGION_DIM = 64
+"""Features per region of the encoder's 8x8 grid."""
+
+
+@dataclass
+class CaseStudyData:
+    """The four splits of MNIST-Captions, the training vocabulary and every caption as ids."""
+
+    splits: dict[str, MNISTCaptions]
+    vocab: Vocabulary
+    captions: dict[str, torch.Tensor]
+
+    def images(self, split: str) -> torch.Tensor:
+        """Standardised canvases ``(N, 1, 64, 64)`` of ``split``."""
+        return self.splits[split].float_images()
+
+
+def build_data(
+    sizes: dict[str, int] | None = None, seed: int = 0, profile: str | None = None
+) -> CaseStudyData:
+    """Build the train, val, test and compositional splits (sizes from the profile unless
+    given) and a vocabulary of the training captions."""
+    names = ("train", "val", "test", "compositional")
+    sizes = dict(sizes or {})
+    unknown = set(sizes) - set(names)
+    if unknown:
+        raise ValueError(f"unknown splits {sorted(unknown)}; the splits are {names}")
+    splits = {
+        name: make_mnist_captions(name, n=sizes.get(name), seed=seed, profile=profile)
+        for name in names
+    }
+    train_captions = [c for captions in splits["train"].captions for c in captions]
+    vocab = Vocabulary.build(train_captions)
+    captions = {name: encode_captions(data, vocab) for name, data in splits.items()}
+    return CaseStudyData(splits, vocab, captions)
+
+
+def new_encoder(seed: int = 0) -> CanvasBackbone:
+    """A randomly initialised encoder: 64x64 canvas -> 8x8 grid of 64-d regions."""
+    torch.manual_seed(seed)
+    return CanvasBackbone(CanvasEncoder(out_dim=REGION_DIM, channels=(16, 32, 64)), out_dim=64)
+
+
+def pretrain_encoder(
+    train: MNISTCaptions,
+    epochs: int,
+    *,
+    lr: float = 5e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> tuple[CanvasBackbone, SlotAttributeHead, History]:
+    """Teach a :func:`new_encoder` to name what stands in each slot (digit, size, thickness,
+    slant; chapter 06's pretraining task), Adam with a one-cycle learning rate up to ``lr``.
+
+    Returns the encoder and its slot head, frozen and in eval mode, and the history.
+    """
+    check_int(epochs, "epochs")
+    check_positive(lr, "lr")
+    check_int(batch_size, "batch_size")
+    encoder = new_encoder(seed)
+    head = SlotAttributeHead(encoder.out_dim)
+    model = nn.Sequential(encoder, head)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(train) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    history = fit(
+        model,
+        (train.float_images(), vqa.slot_targets(train)),
+        loss_fn=slot_attribute_loss,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        scheduler=scheduler,
+        scheduler_step="step",
+        seed=seed,
+        device=device,
+        progress=progress,
+        verbose=False,
+    )
+    model.cpu().requires_grad_(False).eval()
+    return encoder, head, history
+
+
+@torch.no_grad()
+def store_regions(encoder: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The frozen ``encoder``'s regions of ``images``: ``(N, 64, REGION_DIM)``."""
+    encoder.eval()
+    return torch.cat([encoder.forward_grid(part) for part in images.split(batch_size)])
+
+
+def make_decoder(kind: str, vocab_size: int, image_encoder: nn.Module, seed: int = 0) -> nn.Module:
+    """A fresh decoder of ``kind`` (one of :data:`DECODERS`) reading ``image_encoder``'s grid.
+
+    With 35 words and a grid of 64 regions of 64 features, Show and Tell has about 890k
+    parameters (its first layers read the whole flattened grid, 4,096 numbers), Show, Attend
+    and Tell about 174k (an LSTM reading the attended region), the Transformer (two blocks of
+    masked self-attention and cross-attention) about 116k.
+    """
+    check_choice(kind, "decoder", DECODERS)
+    check_int(vocab_size, "vocab_size", minimum=5)
+    torch.manual_seed(seed)
+    if kind == "show_and_tell":
+        return Captioner(vocab_size, image_encoder=ImageVector(image_encoder))
+    if kind == "attention":
+        return AttentionCaptioner(vocab_size, image_encoder)
+    return TransformerCaptioner(vocab_size, image_encoder, max_len=MAX_CAPTION_LEN + 1)
+
+
+def write_captions(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    vocab: Vocabulary,
+    beam_width: int = 1,
+    length_penalty: float = 0.0,
+    batch_size: int = 500,
+) -> list[str]:
+    """Captions for ``inputs`` (canvases, or stored regions for a model trained on them):
+    greedy decoding for ``beam_width=1``, else beam search."""
+    check_int(beam_width, "beam_width")
+    texts: list[str] = []
+    for part in inputs.split(batch_size):
+        if beam_width == 1:
+            ids = greedy_decode(model, part, MAX_CAPTION_LEN)
+        else:
+            ids = beam_search(
+                model, part, MAX_CAPTION_LEN, beam_width=beam_width, length_penalty=length_penalty
+            )
+        texts += vocab.decode_batch(ids)
+    return texts
+
+
+def train_decoder(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    captions: torch.Tensor,
+    *,
+    epochs: int,
+    val: tuple[torch.Tensor, MNISTCaptions],
+    vocab: Vocabulary,
+    lr: float = 3e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> History:
+    """Train a captioner with teacher forcing (Adam, a one-cycle learning rate up to ``lr``)
+    and keep the epoch whose greedy captions of the validation canvases are exactly right
+    most often (``val_exact``; ``val_bleu4`` is recorded too).
+
+    Args:
+        inputs, captions: training canvases (or stored regions) and their reference ids
+            ``(N, references, T)``; each batch reads one paraphrase per canvas.
+        val: the validation inputs and their :class:`MNISTCaptions` (ground truth).
+    """
+    check_int(epochs, "epochs")
+    check_positive(lr, "lr")
+    val_inputs, val_data = val
+    if len(val_inputs) != len(val_data):
+        raise ValueError(
+            f"val inputs ({len(val_inputs)}) and val data ({len(val_data)}) must match"
+        )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(inputs) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+
+    best: dict[str, object] = {"exact": -1.0, "epoch": 0, "state": None}
+
+    def score_on_validation(record: dict[str, float]) -> None:
+        texts = write_captions(model, val_inputs.to(_device_of(model)), vocab)
+        report = caption_report_for(texts, val_data)
+        record["val_exact"], record["val_bleu4"] = report["exact"], report["bleu4"]
+        if report["exact"] > best["exact"]:  # keep the best epoch's weights, on the CPU
+            best.update(exact=report["exact"], epoch=int(record["epoch"]))
+            best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        model.train()
+
+    history = fit(
+        model,
+        (inputs, captions),
+        loss_fn=sequence_loss,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        forward=caption_forward,
+        scheduler=scheduler,
+        scheduler_step="step",
+        on_epoch_end=score_on_validation,
+        seed=seed,
+        device=device,
+        progress=progress,
+        verbose=False,
+    )
+    model.cpu().load_state_dict(best["state"])
+    history.best_epoch = best["epoch"]
+    model.cpu().eval()
+    return history
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")

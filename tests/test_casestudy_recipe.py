@@ -1,0 +1,106 @@
+"""The case study's captioning recipe, on a few canvases (the real run is in the benchmarks)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmcourse.caption_metrics import caption_report_for
+from mmcourse.casestudy import recipe
+from mmcourse.models.grid import StoredGrid, swap_encoder
+from mmcourse.models.introspect import count_parameters
+from mmcourse.vocab import UNK_ID
+
+
+@pytest.fixture(scope="module")
+def data():
+    return recipe.build_data(
+        sizes={"train": 96, "val": 32, "test": 16, "compositional": 16}, profile="fast"
+    )
+
+
+def test_build_data_gives_four_splits_and_one_vocabulary(data) -> None:
+    assert [len(data.splits[s]) for s in ("train", "val", "test", "compositional")] == [
+        96,
+        32,
+        16,
+        16,
+    ]
+    assert data.captions["val"].shape[:2] == (32, 4)
+    assert data.images("test").shape == (16, 1, 64, 64)
+    # Every caption of the test split is spelled with training words only.
+    assert UNK_ID not in data.captions["test"].unique().tolist()
+    with pytest.raises(ValueError, match="unknown splits"):
+        recipe.build_data(sizes={"training": 10})
+
+
+@pytest.mark.parametrize("kind", recipe.DECODERS)
+def test_the_three_decoders_read_a_stored_grid_or_the_encoder(kind, data) -> None:
+    encoder = recipe.new_encoder().eval()
+    regions = recipe.store_regions(encoder, data.images("test"))
+    assert regions.shape == (16, 64, recipe.REGION_DIM)
+    model = recipe.make_decoder(kind, len(data.vocab), StoredGrid(64, recipe.REGION_DIM)).eval()
+    from_regions = recipe.write_captions(model, regions, data.vocab)
+    swap_encoder(model, encoder.encoder)
+    assert recipe.write_captions(model, data.images("test"), data.vocab) == from_regions
+
+
+def test_decoder_sizes_are_what_the_docstring_says() -> None:
+    """Counted by hand: Show and Tell's two first layers read 64 x 64 = 4,096 features."""
+    grid = StoredGrid(64, 64)
+    sizes = {k: count_parameters(recipe.make_decoder(k, 35, grid)) for k in recipe.DECODERS}
+    flat = 64 * 64
+    first_layers = (flat + 1) * 128 + (flat + 1) * 64  # init_hidden and image_input
+    gru = 3 * (128 * 128 + 128 * 128 + 2 * 128)  # input 64 + 64 = 128 wide
+    assert sizes["show_and_tell"] == first_layers + 35 * 64 + gru + (128 + 1) * 35
+    assert round(sizes["attention"], -3) == 174_000
+    assert round(sizes["transformer"], -3) == 116_000
+
+
+def test_beam_of_one_writes_the_greedy_captions(data) -> None:
+    model = recipe.make_decoder("attention", len(data.vocab), StoredGrid(64, 64)).eval()
+    regions = torch.randn(4, 64, 64, generator=torch.Generator().manual_seed(0))
+    greedy = recipe.write_captions(model, regions, data.vocab)
+    assert recipe.write_captions(model, regions, data.vocab, beam_width=2) is not None
+    beam_one = recipe.write_captions(model, regions, data.vocab, beam_width=1)
+    assert beam_one == greedy
+
+
+def test_train_decoder_keeps_the_epoch_best_on_validation(data) -> None:
+    encoder = recipe.new_encoder().eval()
+    regions = {s: recipe.store_regions(encoder, data.images(s)) for s in ("train", "val")}
+    model = recipe.make_decoder("transformer", len(data.vocab), StoredGrid(64, 64))
+    history = recipe.train_decoder(
+        model,
+        regions["train"],
+        data.captions["train"],
+        epochs=3,
+        val=(regions["val"], data.splits["val"]),
+        vocab=data.vocab,
+    )
+    exact = history["val_exact"]
+    assert len(exact) == 3 and history.best_epoch == 1 + exact.index(max(exact))
+    # The model holds the chosen epoch's weights: scoring it again gives that epoch's number.
+    again = caption_report_for(
+        recipe.write_captions(model, regions["val"], data.vocab), data.splits["val"]
+    )
+    assert again["exact"] == max(exact)
+    assert again["bleu4"] == history["val_bleu4"][history.best_epoch - 1]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_bad_arguments_are_named(data) -> None:
+    with pytest.raises(ValueError, match="decoder"):
+        recipe.make_decoder("lstm", 20, StoredGrid(64, 64))
+    model = recipe.make_decoder("attention", len(data.vocab), StoredGrid(64, 64))
+    with pytest.raises(ValueError, match="val inputs"):
+        recipe.train_decoder(
+            model,
+            torch.zeros(4, 64, 64),
+            data.captions["train"][:4],
+            epochs=1,
+            val=(torch.zeros(3, 64, 64), data.splits["val"]),
+            vocab=data.vocab,
+        )
+    with pytest.raises(ValueError, match="epochs"):
+        recipe.pretrain_encoder(data.splits["train"], epochs=0)
