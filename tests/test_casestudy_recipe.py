@@ -104,3 +104,20 @@ def test_bad_arguments_are_named(data) -> None:
         )
     with pytest.raises(ValueError, match="epochs"):
         recipe.pretrain_encoder(data.splits["train"], epochs=0)
+
+
+@pytest.mark.parametrize("kind", ["attention", "transformer"])
+def test_caption_with_attention_follows_greedy_decoding(kind, data) -> None:
+    encoder = recipe.new_encoder().eval()
+    model = recipe.make_decoder(kind, len(data.vocab), encoder.encoder).eval()
+    image = data.images("test")[:1]
+    words, weights = recipe.caption_with_attention(model, image, data.vocab, max_len=8)
+    greedy = recipe.greedy_decode(model, image, 8)[0].tolist()
+    assert words == [data.vocab.itos[i] for i in greedy if i != 0]
+    assert weights.shape == (len(words), 64)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(len(words)))
+    with pytest.raises(ValueError, match="one canvas"):
+        recipe.caption_with_attention(model, data.images("test")[:2], data.vocab)
+    show_and_tell = recipe.make_decoder("show_and_tell", len(data.vocab), encoder.encoder)
+    with pytest.raises(ValueError, match="no attention"):
+        recipe.caption_with_attention(show_and_tell, image, data.vocab)

@@ -46,13 +46,14 @@ from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
 from mmcourse.train import History, fit
-from mmcourse.vocab import Vocabulary
+from mmcourse.vocab import BOS, EOS, Vocabulary
 
 __all__ = [
     "DECODERS",
     "MAX_CAPTION_LEN",
     "CaseStudyData",
     "build_data",
+    "caption_with_attention",
     "make_decoder",
     "new_encoder",
     "pretrain_encoder",
@@ -268,3 +269,31 @@ def train_decoder(
 def _device_of(model: nn.Module) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def caption_with_attention(
+    model: nn.Module, image: torch.Tensor, vocab: Vocabulary, max_len: int = MAX_CAPTION_LEN
+) -> tuple[list[str], torch.Tensor]:
+    """Caption one canvas ``(1, 1, 64, 64)`` greedily and keep where each word looked.
+
+    Returns the words (``<eos>`` included) and their attention ``(words, regions)``; the model
+    must keep ``state.attention`` (the two attention decoders do).
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be one canvas of shape (1, 1, 64, 64), got {shape}")
+    model.eval()
+    state = model.init_state(image)
+    if not hasattr(state, "attention"):
+        raise ValueError(f"{type(model).__name__} keeps no attention weights to show")
+    token = torch.tensor([vocab[BOS]])
+    words, weights = [], []
+    for _ in range(max_len):
+        logits, state = model.step(token, state)
+        token = logits.argmax(dim=-1)
+        words.append(vocab.itos[int(token)])
+        weights.append(state.attention[0])
+        if words[-1] == EOS:
+            break
+    return words, torch.stack(weights)

@@ -1,0 +1,272 @@
+"""``python -m mmcourse.casestudy``: the captioning case study from start to end, no notebook.
+
+It builds MNIST-Captions, trains (``--train``) or loads (``--load``) the image encoder and one
+caption decoder, chooses the beam width on the validation canvases, captions the test and
+compositional canvases once, and writes to ``--out``:
+
+- ``metrics.json``: the settings, the times and, for each split, BLEU-1..4, exact match and
+  per-slot accuracy (:func:`mmcourse.caption_metrics.caption_report`);
+- ``captions.txt``: every test caption next to its first reference;
+- ``samples.png``: a few test canvases with their generated captions;
+- ``attention.png``: where the decoder looked for each word of one caption (attention
+  decoders only).
+
+``--train`` also saves the weights (``--weights``), with their SHA-256, and the vocabulary, so
+a later ``--load`` reproduces the same captions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmcourse import config
+from mmcourse.caption_metrics import caption_report_for
+from mmcourse.casestudy import recipe
+from mmcourse.casestudy.weights import WeightsError, load_weights, save_weights
+from mmcourse.data.captions import DEFAULT_SIZES
+from mmcourse.models.grid import StoredGrid, swap_encoder
+from mmcourse.utils import progress
+from mmcourse.vocab import Vocabulary
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
+BEAM_WIDTHS = (1, 2, 3, 5)
+EPOCHS = {"fast": {"pretrain": 6, "decoder": 6}, "full": {"pretrain": 12, "decoder": 12}}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, with a help text a newcomer can follow."""
+    p = argparse.ArgumentParser(
+        prog="python -m mmcourse.casestudy",
+        description=(
+            "Caption MNIST-Captions canvases end to end: build the data, train or load an "
+            "image encoder and a caption decoder, evaluate on the test and compositional "
+            "splits, and write a report (metrics.json, captions.txt, figures) to --out."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  python -m mmcourse.casestudy --train --out report      # train here, then report\n"
+            "  python -m mmcourse.casestudy --load --out report       # use saved weights\n"
+            "  python -m mmcourse.casestudy --train --profile full --device cuda"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--train", action="store_true", help="train the models, then save them")
+    mode.add_argument("--load", action="store_true", help="load saved weights (see --weights)")
+    p.add_argument(
+        "--profile",
+        choices=("fast", "full"),
+        default="fast",
+        help="fast: 10,000 training canvases from the bundled digits, minutes on a laptop; "
+        "full: 60,000 from all of MNIST (needs MNIST in data/ or MMCOURSE_DATA), for a GPU",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to train: auto picks the CPU in the fast profile, the best device in full",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--decoder",
+        choices=recipe.DECODERS,
+        default="attention",
+        help="which caption decoder (default: attention, i.e. Show, Attend and Tell)",
+    )
+    p.add_argument("--out", type=Path, default=Path("casestudy-report"), help="report folder")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=DEFAULT_WEIGHTS,
+        help="folder of the weights: read by --load, written by --train",
+    )
+    p.add_argument(
+        "--canvases",
+        type=int,
+        default=None,
+        help="use at most this many canvases per split (a quick trial; default: the profile's)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="decoder epochs (default by profile)")
+    p.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="encoder epochs (default by profile)"
+    )
+    return p
+
+
+def _check(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    if args.seed < 0:
+        p.error(f"--seed must be 0 or more, got {args.seed}")
+    for name in ("canvases", "epochs", "pretrain_epochs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if args.canvases is not None and args.canvases < 2:
+        p.error("--canvases must be at least 2")
+    if args.device in ("cuda", "mps"):
+        available = (
+            torch.cuda.is_available()
+            if args.device == "cuda"
+            else torch.backends.mps.is_available()
+        )
+        if not available:
+            p.error(f"--device {args.device} is not available here; use --device cpu")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out} exists and is not a folder")
+
+
+def _paths(folder: Path, decoder: str) -> dict[str, Path]:
+    return {
+        "encoder": folder / "encoder.pt",
+        "decoder": folder / f"{decoder}.pt",
+        "vocab": folder / "vocab.json",
+    }
+
+
+def _load(args: argparse.Namespace, vocab: Vocabulary) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The saved encoder and decoder, or a :class:`WeightsError` saying how to make them."""
+    paths = _paths(args.weights, args.decoder)
+    hint = "Train them with: python -m mmcourse.casestudy --train"
+    if not paths["vocab"].exists():
+        raise WeightsError(f"no vocabulary at {paths['vocab']}. {hint}")
+    if json.loads(paths["vocab"].read_text()) != vocab.itos:
+        raise WeightsError(
+            f"the weights in {args.weights} were trained with another vocabulary than this "
+            f"data's (another profile or seed?). {hint}"
+        )
+    encoder = load_weights(recipe.new_encoder(args.seed), paths["encoder"], hint)
+    decoder = recipe.make_decoder(args.decoder, len(vocab), encoder.encoder)
+    load_weights(decoder, paths["decoder"], hint)
+    return encoder, decoder
+
+
+def _train(args, data, epochs, device, times):
+    start = time.perf_counter()
+    encoder, _, _ = recipe.pretrain_encoder(
+        data.splits["train"], epochs["pretrain"], seed=args.seed, device=device, progress=True
+    )
+    times["pretrain_s"] = time.perf_counter() - start
+    regions = {s: recipe.store_regions(encoder, data.images(s)) for s in ("train", "val")}
+    decoder = recipe.make_decoder(
+        args.decoder, len(data.vocab), StoredGrid(64, recipe.REGION_DIM), seed=args.seed
+    )
+    start = time.perf_counter()
+    history = recipe.train_decoder(
+        decoder,
+        regions["train"],
+        data.captions["train"],
+        epochs=epochs["decoder"],
+        val=(regions["val"], data.splits["val"]),
+        vocab=data.vocab,
+        seed=args.seed,
+        device=device,
+        progress=True,
+    )
+    times["decoder_s"] = time.perf_counter() - start
+    swap_encoder(decoder, encoder.encoder)
+    paths = _paths(args.weights, args.decoder)
+    save_weights(encoder, paths["encoder"])
+    save_weights(decoder, paths["decoder"])
+    paths["vocab"].write_text(json.dumps(data.vocab.itos) + "\n")
+    return encoder, decoder, history
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the case study; returns the exit status (0 on success, 2 on a weights problem)."""
+    p = parser()
+    args = p.parse_args(argv)
+    _check(args, p)
+    settings = config.setup(
+        seed=args.seed, profile=args.profile, device=None if args.device == "auto" else args.device
+    )
+    epochs = dict(EPOCHS[args.profile])
+    epochs["decoder"] = args.epochs or epochs["decoder"]
+    epochs["pretrain"] = args.pretrain_epochs or epochs["pretrain"]
+    sizes = None
+    if args.canvases is not None:
+        sizes = {s: min(n, args.canvases) for s, n in DEFAULT_SIZES[args.profile].items()}
+    times: dict[str, float] = {}
+    stages = progress(total=4, desc="case study", unit="stage")
+    start = time.perf_counter()
+    data = recipe.build_data(sizes, seed=args.seed, profile=args.profile)
+    times["data_s"] = time.perf_counter() - start
+    stages.update()
+    history = None
+    try:
+        if args.train:
+            encoder, decoder, history = _train(args, data, epochs, settings.device, times)
+        else:
+            encoder, decoder = _load(args, data.vocab)
+    except WeightsError as error:
+        stages.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stages.update()
+    val_exact = {}
+    for width in BEAM_WIDTHS:  # chosen on validation only
+        texts = recipe.write_captions(decoder, data.images("val"), data.vocab, beam_width=width)
+        val_exact[width] = caption_report_for(texts, data.splits["val"])["exact"]
+    beam_width = max(BEAM_WIDTHS, key=lambda w: (val_exact[w], -w))
+    stages.update()
+    report = {
+        "settings": {
+            "profile": args.profile,
+            "device": str(settings.device),
+            "seed": args.seed,
+            "decoder": args.decoder,
+            "mode": "train" if args.train else "load",
+            "epochs": epochs if args.train else None,
+            "canvases": {s: len(d) for s, d in data.splits.items()},
+        },
+        "validation_exact_by_beam_width": {str(w): v for w, v in val_exact.items()},
+        "beam_width": beam_width,
+        "best_epoch": history.best_epoch if history is not None else None,
+        "metrics": {},
+    }
+    captions = {}
+    for split in ("test", "compositional"):
+        texts = recipe.write_captions(
+            decoder, data.images(split), data.vocab, beam_width=beam_width
+        )
+        captions[split] = texts
+        report["metrics"][split] = caption_report_for(texts, data.splits[split])
+    report["times"] = {k: round(v, 1) for k, v in times.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"{said}\t{data.splits['test'].captions[i][0]}" for i, said in enumerate(captions["test"])
+    ]
+    (args.out / "captions.txt").write_text("generated\treference\n" + "\n".join(lines) + "\n")
+    _figures(args, data, decoder, captions["test"])
+    stages.update()
+    stages.close()
+    for split, metrics in report["metrics"].items():
+        print(
+            f"{split:13s} exact {metrics['exact']:.3f}  BLEU-4 {metrics['bleu4']:.3f}  "
+            f"digit {metrics['digit']:.3f}  thickness {metrics['thickness']:.3f}"
+        )
+    print(f"report written to {args.out}/ (beam width {beam_width}, chosen on validation)")
+    return 0
+
+
+def _figures(args, data, decoder, texts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse import viz
+
+    test = data.splits["test"]
+    shown = min(8, len(test))
+    fig = viz.show_images(test.images[:shown], titles=texts[:shown], ncols=4)
+    fig.savefig(args.out / "samples.png", dpi=100, bbox_inches="tight")
+    if args.decoder != "show_and_tell":
+        tokens, weights = recipe.caption_with_attention(
+            decoder, data.images("test")[:1], data.vocab
+        )
+        fig = viz.show_attention(test.images[0], weights.view(len(tokens), 8, 8), tokens)
+        fig.savefig(args.out / "attention.png", dpi=100, bbox_inches="tight")
