@@ -2,6 +2,7 @@
 
 - :func:`cross_entropy`: a checked wrapper of ``F.cross_entropy`` (with label smoothing);
 - :func:`clip_loss` and :class:`LearnableTemperature`: CLIP's symmetric InfoNCE;
+- :func:`clip_loss_with_duplicates`: the same when several pairs share one description;
 - :func:`triplet_loss` and :func:`hardest_negative_triplet_loss` (VSE++'s batch-hard variant);
 - :func:`sequence_loss` and :func:`perplexity`: teacher-forcing loss of a captioner;
 - :func:`slot_attribute_loss`: what stands in each slot of a canvas (pretraining a backbone);
@@ -325,3 +326,73 @@ def l2_penalty(model: nn.Module, weight: float, include_bias: bool = False) -> t
             continue
         total = total.to(p.device) + p.pow(2).sum()
     return weight * total
+
+
+# ----------------------------------------------------------------------------------------------
+# contrastive: CLIP with duplicate descriptions in the batch
+
+DUPLICATE_MODES = ("mask", "soft")
+"""How :func:`clip_loss_with_duplicates` treats two pairs of a batch that say the same thing."""
+
+
+def clip_loss_with_duplicates(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    groups: torch.Tensor,
+    mode: str = "soft",
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE when some pairs of the batch share one description.
+
+    :func:`clip_loss` treats every off-diagonal pair as a negative. On MNIST-Captions two
+    canvases may have the same ground truth ("a large seven in the middle"), so their captions
+    are the same words: pushing canvas ``i`` away from canvas ``j``'s caption then punishes
+    the model for a correct match. ``groups[i]`` names the description of pair ``i`` (equal
+    ids = identical ground truth), and with ``same[i, j] = groups[i] == groups[j]``:
+
+    - ``"mask"``: same-group pairs off the diagonal are taken out of both softmax
+      denominators (their logits become ``-inf``), so they are neither positive nor negative::
+
+          loss_i(image->text) = -log( exp(z_ii) / sum_{j : j == i or not same[i, j]} exp(z_ij) )
+
+    - ``"soft"``: the target of row ``i`` is spread equally over every same-group column
+      (a column of the diagonal's group is as right as the diagonal itself)::
+
+          q_ij = same[i, j] / sum_k same[i, k]
+          loss_i(image->text) = -sum_j q_ij log softmax(z_i)_j
+
+    with ``z = logit_scale * cos(image_emb, text_emb)`` ``(B, B)``; text->image is the same on
+    ``z.T`` and the loss is the mean of the two directions, averaged over the ``B`` rows. When
+    every group differs both modes are exactly :func:`clip_loss`.
+
+    Args:
+        image_emb: ``(B, D)`` image embeddings (L2-normalised here).
+        text_emb: ``(B, D)`` text embeddings.
+        logit_scale: ``1 / temperature`` (> 0), a float or a 0-dim tensor.
+        groups: ``(B,)`` integer id of each pair's description (any integers).
+        mode: ``"mask"`` or ``"soft"`` (:data:`DUPLICATE_MODES`).
+
+    >>> u = torch.eye(3)
+    >>> unique = torch.tensor([0, 1, 2])
+    >>> bool(torch.isclose(clip_loss_with_duplicates(u, u, 5.0, unique), clip_loss(u, u, 5.0)))
+    True
+    """
+    check_choice(mode, "mode", DUPLICATE_MODES)
+    check_float(image_emb, "image_emb", ("B", "D"))
+    check_float(text_emb, "text_emb", image_emb.shape)
+    _check_batch(image_emb)
+    check_indices(groups, "groups", image_emb.shape[:1])
+    scale = _check_logit_scale(logit_scale)
+    logits = scale * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T  # (B, B)
+    groups = groups.to(logits.device)
+    same = groups[:, None] == groups[None, :]  # (B, B), symmetric, True on the diagonal
+    if mode == "mask":
+        diagonal = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same & ~diagonal, -math.inf)  # out of the denominators
+        labels = torch.arange(len(logits), device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    target = same.to(logits.dtype)
+    target = target / target.sum(dim=1, keepdim=True)  # row i: uniform over i's group
+    image_to_text = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    text_to_image = -(target * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
+    return (image_to_text + text_to_image) / 2
