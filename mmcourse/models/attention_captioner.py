@@ -163,13 +163,23 @@ class AttentionCaptioner(nn.Module):
             raise ValueError(
                 f"tokens hold {tokens.shape[0]} rows but the state holds {state.hidden.shape[0]}"
             )
+        state, context = self._advance(self.dropout(self.embedding(tokens)), state)
+        return self._logits(state.hidden, context), state
+
+    def _advance(
+        self, words: torch.Tensor, state: AttentionState
+    ) -> tuple[AttentionState, torch.Tensor]:
+        """Attend, then run the LSTM one step on the embedded words ``(B, E)``; returns the new
+        state and the gated context ``z_t`` ``(B, D)``."""
         alpha = self.attention(state.keys, state.hidden)  # (B, R)
         context = (alpha[:, :, None] * state.regions).sum(dim=1)  # (B, D)
         context = torch.sigmoid(self.gate(state.hidden)) * context
-        words = self.dropout(self.embedding(tokens))
         hidden, cell = self.lstm(torch.cat([words, context], dim=-1), (state.hidden, state.cell))
-        logits = self.output(self.dropout(torch.cat([hidden, context], dim=-1)))
-        return logits, AttentionState(hidden, cell, state.regions, state.keys, alpha)
+        return AttentionState(hidden, cell, state.regions, state.keys, alpha), context
+
+    def _logits(self, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``p(y_t)``'s logits from ``[h_t, z_t]`` (any leading dimensions)."""
+        return self.output(self.dropout(torch.cat([hidden, context], dim=-1)))
 
     # ------------------------------------------------------------------ teacher forcing
     def forward_with_attention(
@@ -183,12 +193,15 @@ class AttentionCaptioner(nn.Module):
                 f"images and input_ids must hold the same number of examples, got "
                 f"{state.hidden.shape[0]} and {input_ids.shape[0]}"
             )
-        logits, weights = [], []
-        for t in range(input_ids.shape[1]):
-            step_logits, state = self.step(input_ids[:, t], state)
-            logits.append(step_logits)
+        words = self.dropout(self.embedding(input_ids))  # (B, T, E), all positions at once
+        hiddens, contexts, weights = [], [], []
+        for t in range(input_ids.shape[1]):  # only the recurrence needs a loop
+            state, context = self._advance(words[:, t], state)
+            hiddens.append(state.hidden)
+            contexts.append(context)
             weights.append(state.attention)
-        return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
+        logits = self._logits(torch.stack(hiddens, dim=1), torch.stack(contexts, dim=1))
+        return logits, torch.stack(weights, dim=1)
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: images and decoder inputs ``(B, T)`` -> logits ``(B, T, V)``."""
