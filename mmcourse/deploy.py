@@ -79,7 +79,6 @@ __all__ = [
     "CaptionStep",
     "ImageTower",
     "QUANT_MODES",
-    "STATE_FIELDS",
     "SearchService",
     "UNKNOWN_WORDS",
     "compiled",
@@ -282,14 +281,11 @@ def export_image_tower(
     return export_module(ImageTower(model), (example_images,))
 
 
-STATE_FIELDS = ("hidden", "cell", "memory")
-"""The fields of :class:`~mmcourse.models.captioner.CaptionerState`, in the order an
-exported captioner flattens the ones that are not ``None``."""
-
-
-def _state_fields(model: nn.Module, images: torch.Tensor) -> tuple[str, ...]:
-    """Which fields of the model's state hold tensors (``hidden`` always, ``cell`` for an
-    LSTM, ``memory`` when the decoder reads the image at every step)."""
+def _state_layout(model: nn.Module, images: torch.Tensor) -> tuple[type, tuple[str, ...]]:
+    """The class of the model's decoder state (a dataclass such as
+    :class:`~mmcourse.models.captioner.CaptionerState` or the attention captioners' states)
+    and which of its fields hold tensors (``cell`` is ``None`` for a GRU, ``memory`` when the
+    decoder does not read the image at every step)."""
     for name in ("init_state", "step"):
         if not callable(getattr(model, name, None)):
             raise ValueError(
@@ -298,16 +294,18 @@ def _state_fields(model: nn.Module, images: torch.Tensor) -> tuple[str, ...]:
             )
     with torch.no_grad(), _eval_mode(model):
         state = model.init_state(images)
-    if not isinstance(state, CaptionerState):
+    if not dataclasses.is_dataclass(state) or isinstance(state, type):
         raise ValueError(
-            f"model.init_state must return a CaptionerState, got {type(state).__name__}"
+            f"model.init_state must return a dataclass of tensors (like CaptionerState), "
+            f"got {type(state).__name__}"
         )
-    return tuple(name for name in STATE_FIELDS if getattr(state, name) is not None)
+    fields = tuple(f.name for f in dataclasses.fields(state))
+    return type(state), tuple(name for name in fields if getattr(state, name) is not None)
 
 
 class CaptionEncoder(nn.Module):
     """``forward(images) -> state``: a captioner's ``init_state`` with the state flattened
-    to a tuple of tensors, the fields ``fields`` of the ``CaptionerState`` in order."""
+    to a tuple of tensors, the fields ``fields`` of its state dataclass in order."""
 
     def __init__(self, model: nn.Module, fields: Sequence[str]) -> None:
         super().__init__()
@@ -320,24 +318,31 @@ class CaptionEncoder(nn.Module):
 
 class CaptionStep(nn.Module):
     """``forward(tokens (B,), state) -> (logits (B, V), new state)``: one decoder step of a
-    captioner, the state a tuple of tensors as :class:`CaptionEncoder` returns it."""
+    captioner, the state a tuple of tensors as :class:`CaptionEncoder` returns it.
+    ``state_type`` is the state's dataclass (fields not in ``fields`` are ``None``)."""
 
-    def __init__(self, model: nn.Module, fields: Sequence[str]) -> None:
+    def __init__(
+        self, model: nn.Module, fields: Sequence[str], state_type: type = CaptionerState
+    ) -> None:
         super().__init__()
-        self.model, self.fields = model, tuple(fields)
+        self.model, self.fields, self.state_type = model, tuple(fields), state_type
 
     def forward(
         self, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        logits, new_state = self.model.step(tokens, CaptionerState(**dict(zip(self.fields, state))))
+        values = {f.name: None for f in dataclasses.fields(self.state_type)}
+        values.update(zip(self.fields, state))
+        logits, new_state = self.model.step(tokens, self.state_type(**values))
         return logits, tuple(getattr(new_state, name) for name in self.fields)
 
 
 def export_captioner(
     model: nn.Module, example_images: torch.Tensor | None = None
 ) -> tuple[ExportedProgram, ExportedProgram]:
-    """Export a :class:`~mmcourse.models.captioner.Captioner` as two programs, both with a
-    free batch size:
+    """Export a captioner whose state has a fixed shape -- Show and Tell
+    (:class:`~mmcourse.models.captioner.Captioner`) or Show, Attend and Tell
+    (:class:`~mmcourse.models.attention_captioner.AttentionCaptioner`) -- as two programs, both
+    with a free batch size (the Transformer's state, a growing prefix, is not supported):
 
     - ``encoder``: ``images (B, 1, 64, 64) -> state``, a tuple of tensors;
     - ``step``: ``(tokens (B,), state) -> (logits (B, V), state)``.
@@ -349,11 +354,11 @@ def export_captioner(
     check_module(model, "model")
     if example_images is None:
         example_images = torch.zeros(2, 1, CANVAS, CANVAS)
-    fields = _state_fields(model, example_images)
+    state_type, fields = _state_layout(model, example_images)
     encoder = export_module(CaptionEncoder(model, fields), (example_images,))
     state = encoder.module()(example_images)
     tokens = torch.full((example_images.shape[0],), BOS_ID, dtype=torch.long)
-    step = export_module(CaptionStep(model, fields), (tokens, tuple(state)))
+    step = export_module(CaptionStep(model, fields, state_type), (tokens, tuple(state)))
     return encoder, step
 
 

@@ -12,8 +12,10 @@ from torch import nn
 from mmcourse import deploy
 from mmcourse.data.captions import CANVAS_MEAN, CANVAS_STD
 from mmcourse.decode import greedy_decode
+from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner, CaptionerState
 from mmcourse.models.dual import DualEncoder
+from mmcourse.models.image import CanvasEncoder
 from mmcourse.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,7 +68,9 @@ def normalized(images: torch.Tensor) -> torch.Tensor:
 
 def state_tuple(model: Captioner, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     state = model.init_state(images)
-    return tuple(getattr(state, f) for f in deploy.STATE_FIELDS if getattr(state, f) is not None)
+    return tuple(
+        getattr(state, f) for f in ("hidden", "cell", "memory") if getattr(state, f) is not None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +121,19 @@ def test_exported_greedy_captions_equal_greedy_decode(cell: str) -> None:
     # the test means something: captions of several words that differ between canvases
     assert got.shape[1] >= 3
     assert len({tuple(row) for row in got.tolist()}) > 1
+
+
+def test_an_attention_captioner_exports_too() -> None:
+    """Show, Attend and Tell's state (hidden, cell, regions, keys, attention) is flattened the
+    same way; its exported greedy captions equal greedy_decode's."""
+    torch.manual_seed(0)
+    model = AttentionCaptioner(
+        12, CanvasEncoder(16, (4, 8, 8)), embed_dim=8, hidden_dim=16, attention_dim=8
+    ).eval()
+    encoder, step = deploy.export_captioner(model)
+    images = normalized(canvases(5))
+    expected = greedy_decode(model, images, max_len=10)
+    assert torch.equal(deploy.greedy_caption_exported(encoder, step, images, 10), expected)
 
 
 def test_save_and_load_round_trip(captioner, exported, tmp_path) -> None:
