@@ -141,5 +141,10 @@ def test_clear_errors_for_bad_inputs(images) -> None:
         model(images, torch.zeros(3, 60, dtype=torch.long))
     with pytest.raises(ValueError, match="same number"):
         model(images, torch.zeros(2, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="1-D"):
-        make("attention").step(torch.zeros(3, 1, dtype=torch.long), None)
+    for kind in KINDS:
+        model = make(kind)
+        state = model.init_state(images)
+        with pytest.raises(ValueError, match="1-D"):
+            model.step(torch.zeros(3, 1, dtype=torch.long), state)
+        with pytest.raises(ValueError, match="tokens hold 2 rows but the state holds 3"):
+            model.step(torch.zeros(2, dtype=torch.long), state)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from mmcourse._validate import check_int, check_probability
+from mmcourse.models.captioner import check_step_tokens
 from mmcourse.models.grid import check_grid_encoder
 from mmcourse.models.text import check_ids
 from mmcourse.vocab import PAD_ID
@@ -156,13 +157,7 @@ class AttentionCaptioner(nn.Module):
     ) -> tuple[torch.Tensor, AttentionState]:
         """One word: previous tokens ``(B,)`` -> logits ``(B, V)`` and the new state (whose
         ``attention`` holds where this step looked)."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else None
-            raise ValueError(f"tokens must be a 1-D tensor (B,) of token ids, got {shape}")
-        if tokens.shape[0] != state.hidden.shape[0]:
-            raise ValueError(
-                f"tokens hold {tokens.shape[0]} rows but the state holds {state.hidden.shape[0]}"
-            )
+        check_step_tokens(tokens, state.hidden.shape[0])
         state, context = self._advance(self.dropout(self.embedding(tokens)), state)
         return self._logits(state.hidden, context), state
 

@@ -65,6 +65,16 @@ def teacher_forcing_pairs(captions: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return captions[:, :-1], captions[:, 1:]
 
 
+def check_step_tokens(tokens: object, batch: int) -> None:
+    """Raise a clear ``ValueError`` unless ``tokens`` is what a decoder's ``step`` reads: a 1-D
+    tensor ``(B,)`` of token ids with one row per row of the state (``batch``)."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else None
+        raise ValueError(f"tokens must be a 1-D tensor (B,) of token ids, got {shape}")
+    if tokens.shape[0] != batch:
+        raise ValueError(f"tokens hold {tokens.shape[0]} rows but the state holds {batch}")
+
+
 @dataclass
 class CaptionerState:
     """What a recurrent caption decoder carries from one step to the next.
@@ -184,13 +194,7 @@ class Captioner(nn.Module):
     ) -> tuple[torch.Tensor, CaptionerState]:
         """One decoding step: the previous tokens ``(B,)`` and the state -> logits ``(B, V)``
         for the next token, and the new state."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else None
-            raise ValueError(f"tokens must be a 1-D tensor (B,) of token ids, got {shape}")
-        if tokens.shape[0] != state.hidden.shape[0]:
-            raise ValueError(
-                f"tokens hold {tokens.shape[0]} rows but the state holds {state.hidden.shape[0]}"
-            )
+        check_step_tokens(tokens, state.hidden.shape[0])
         logits, state = self._decode(tokens[:, None], state)
         return logits[:, 0], state
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_probability
+from mmcourse._validate import check_int, check_probability, check_same_batch
+from mmcourse.models.captioner import check_step_tokens
 from mmcourse.models.grid import check_grid_encoder
 from mmcourse.models.text import check_ids
 from mmcourse.vocab import PAD_ID
@@ -173,30 +174,22 @@ class TransformerCaptioner(nn.Module):
         return self.output(self.norm(x)), weights
 
     # ------------------------------------------------------------------ teacher forcing
+    def _checked_memory(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        check_ids(input_ids, self.vocab_size, "input_ids")
+        memory = self.encode(images)
+        check_same_batch(memory, input_ids, "images", "input_ids")
+        return memory
+
     def forward_with_attention(
         self, images: torch.Tensor, input_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: logits ``(B, T, V)`` and the cross-attention ``(B, T, R)``."""
-        check_ids(input_ids, self.vocab_size, "input_ids")
-        memory = self.encode(images)
-        if input_ids.shape[0] != memory.shape[0]:
-            raise ValueError(
-                f"images and input_ids must hold the same number of examples, got "
-                f"{memory.shape[0]} and {input_ids.shape[0]}"
-            )
-        logits, weights = self.decode(input_ids, memory, want_weights=True)
+        logits, weights = self.decode(input_ids, self._checked_memory(images, input_ids), True)
         return logits, weights
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: images and decoder inputs ``(B, T)`` -> logits ``(B, T, V)``."""
-        check_ids(input_ids, self.vocab_size, "input_ids")
-        memory = self.encode(images)
-        if input_ids.shape[0] != memory.shape[0]:
-            raise ValueError(
-                f"images and input_ids must hold the same number of examples, got "
-                f"{memory.shape[0]} and {input_ids.shape[0]}"
-            )
-        return self.decode(input_ids, memory)[0]
+        return self.decode(input_ids, self._checked_memory(images, input_ids))[0]
 
     # ------------------------------------------------------------------ the step interface
     def init_state(self, images: torch.Tensor) -> TransformerState:
@@ -213,13 +206,7 @@ class TransformerCaptioner(nn.Module):
         self, tokens: torch.Tensor, state: TransformerState
     ) -> tuple[torch.Tensor, TransformerState]:
         """Append ``tokens`` ``(B,)`` to the prefix and score the next token: logits ``(B, V)``."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else None
-            raise ValueError(f"tokens must be a 1-D tensor (B,) of token ids, got {shape}")
-        if tokens.shape[0] != state.memory.shape[0]:
-            raise ValueError(
-                f"tokens hold {tokens.shape[0]} rows but the state holds {state.memory.shape[0]}"
-            )
+        check_step_tokens(tokens, state.memory.shape[0])
         prefix = torch.cat([state.prefix, tokens[:, None]], dim=1)
         logits, weights = self.decode(prefix, state.memory, want_weights=True)
         return logits[:, -1], TransformerState(state.memory, prefix, weights[:, -1])
