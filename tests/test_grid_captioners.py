@@ -148,3 +148,15 @@ def test_clear_errors_for_bad_inputs(images) -> None:
             model.step(torch.zeros(3, 1, dtype=torch.long), state)
         with pytest.raises(ValueError, match="tokens hold 2 rows but the state holds 3"):
             model.step(torch.zeros(2, dtype=torch.long), state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_constructor_arguments_are_named_when_wrong(kind) -> None:
+    cls = AttentionCaptioner if kind == "attention" else TransformerCaptioner
+    encoder = CanvasEncoder(16, (4, 8, 8))
+    with pytest.raises(ValueError, match="dropout"):
+        cls(V, encoder, dropout=1.5)
+    with pytest.raises(ValueError, match="pad_id"):
+        cls(V, encoder, pad_id=V)
+    with pytest.raises((TypeError, ValueError), match="vocab_size"):
+        cls(0, encoder)

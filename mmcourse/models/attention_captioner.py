@@ -30,9 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_probability
 from mmcourse.models.captioner import check_step_tokens
-from mmcourse.models.grid import check_grid_encoder
+from mmcourse.models.grid import check_decoder_args
 from mmcourse.models.text import check_ids
 from mmcourse.vocab import PAD_ID
 
@@ -109,16 +108,15 @@ class AttentionCaptioner(nn.Module):
         pad_id: int = PAD_ID,
     ) -> None:
         super().__init__()
-        for name, value in [
-            ("vocab_size", vocab_size),
-            ("embed_dim", embed_dim),
-            ("hidden_dim", hidden_dim),
-            ("attention_dim", attention_dim),
-        ]:
-            check_int(value, name)
-        check_probability(dropout, "dropout")
-        check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
-        regions, region_dim = check_grid_encoder(image_encoder)
+        regions, region_dim = check_decoder_args(
+            image_encoder,
+            vocab_size,
+            dropout,
+            pad_id,
+            embed_dim=embed_dim,
+            hidden_dim=hidden_dim,
+            attention_dim=attention_dim,
+        )
         self.vocab_size, self.pad_id = vocab_size, pad_id
         self.image_encoder = image_encoder
         self.position = nn.Parameter(torch.zeros(regions, region_dim))

@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmcourse._validate import check_float, check_int
+from mmcourse._validate import check_float, check_int, check_probability
 from mmcourse.models.pooling import ImageVector
 
-__all__ = ["StoredGrid", "check_grid_encoder", "swap_encoder"]
+__all__ = ["StoredGrid", "check_decoder_args", "check_grid_encoder", "swap_encoder"]
 
 
 class StoredGrid(nn.Module):
@@ -78,6 +78,20 @@ def check_grid_encoder(encoder: object) -> tuple[int, int]:
         height, width = grid_size(64, 64)
         return int(height * width), encoder.out_dim
     raise ValueError(f"image_encoder must offer grid_size(height, width), got {encoder!r}")
+
+
+def check_decoder_args(
+    image_encoder: object, vocab_size: int, dropout: float, pad_id: int, **sizes: int
+) -> tuple[int, int]:
+    """The checks every grid captioner's constructor makes: positive ``vocab_size`` and
+    ``sizes`` (named in the message), ``dropout`` in [0, 1], ``pad_id`` a token of the
+    vocabulary, and a grid encoder; returns its ``(regions, dim)``."""
+    check_int(vocab_size, "vocab_size")
+    for name, value in sizes.items():
+        check_int(value, name)
+    check_probability(dropout, "dropout")
+    check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
+    return check_grid_encoder(image_encoder)
 
 
 def swap_encoder(captioner: nn.Module, encoder: nn.Module) -> nn.Module:

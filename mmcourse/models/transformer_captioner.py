@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_probability, check_same_batch
+from mmcourse._validate import check_same_batch
 from mmcourse.models.captioner import check_step_tokens
-from mmcourse.models.grid import check_grid_encoder
+from mmcourse.models.grid import check_decoder_args
 from mmcourse.models.text import check_ids
 from mmcourse.vocab import PAD_ID
 
@@ -118,20 +118,19 @@ class TransformerCaptioner(nn.Module):
         pad_id: int = PAD_ID,
     ) -> None:
         super().__init__()
-        for name, value in [
-            ("vocab_size", vocab_size),
-            ("d_model", d_model),
-            ("heads", heads),
-            ("layers", layers),
-            ("hidden", hidden),
-            ("max_len", max_len),
-        ]:
-            check_int(value, name)
+        regions, region_dim = check_decoder_args(
+            image_encoder,
+            vocab_size,
+            dropout,
+            pad_id,
+            d_model=d_model,
+            heads=heads,
+            layers=layers,
+            hidden=hidden,
+            max_len=max_len,
+        )
         if d_model % heads:
             raise ValueError(f"d_model={d_model} must be a multiple of heads={heads}")
-        check_probability(dropout, "dropout")
-        check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
-        regions, region_dim = check_grid_encoder(image_encoder)
         self.vocab_size, self.pad_id, self.max_len = vocab_size, pad_id, max_len
         self.image_encoder = image_encoder
         self.project = nn.Linear(region_dim, d_model)
