@@ -3,6 +3,7 @@
 - :func:`cross_entropy`: a checked wrapper of ``F.cross_entropy`` (with label smoothing);
 - :func:`clip_loss` and :class:`LearnableTemperature`: CLIP's symmetric InfoNCE;
 - :func:`clip_loss_with_duplicates`: the same when several pairs share one description;
+- :func:`negative_caption_loss`: an image against its caption and hard negative captions;
 - :func:`triplet_loss` and :func:`hardest_negative_triplet_loss` (VSE++'s batch-hard variant);
 - :func:`sequence_loss` and :func:`perplexity`: teacher-forcing loss of a captioner;
 - :func:`slot_attribute_loss`: what stands in each slot of a canvas (pretraining a backbone);
@@ -32,6 +33,7 @@ from mmcourse._validate import (
     check_nonnegative,
     check_positive,
     check_probability,
+    check_tensor,
 )
 from mmcourse.data.vqa import split_slot_logits
 from mmcourse.vocab import PAD_ID
@@ -396,3 +398,48 @@ def clip_loss_with_duplicates(
     image_to_text = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     text_to_image = -(target * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
     return (image_to_text + text_to_image) / 2
+
+
+def negative_caption_loss(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    negative_emb: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+) -> torch.Tensor:
+    """Each image must prefer its own caption to *hard negative* captions: the same caption
+    with one detail changed (on MNIST-Captions, one digit swapped).
+
+    A softmax per image ``i`` over its caption ``t_i`` and its ``K`` negatives
+    ``n_i1 .. n_iK``, with the true caption as the target; with unit vectors ``u, t, n``::
+
+        loss = mean_i -log( e^(s u_i.t_i) / (e^(s u_i.t_i) + sum_k e^(s u_i.n_ik)) )
+
+    (for ``K = 1``: ``softplus(s (u_i.n_i - u_i.t_i))``). In a random batch almost every other
+    caption differs from the right one in many ways, so :func:`clip_loss` can be satisfied
+    without looking at the details; this term asks for nothing but the detail (NegCLIP,
+    Yuksekgonul et al., 2023, adds such captions to CLIP's batches).
+
+    Args:
+        image_emb, text_emb: ``(B, D)`` matching rows (L2-normalised here).
+        negative_emb: ``(B, K, D)`` negatives of each caption, or ``(B, D)`` for one each.
+        logit_scale: ``s``, the ``1 / temperature`` of the contrastive loss (> 0), a float or
+            a 0-dim tensor.
+
+    >>> u = torch.tensor([[1.0, 0.0]])
+    >>> loss = negative_caption_loss(u, u, torch.tensor([[0.0, 1.0]]), 2.0)  # softplus(-2)
+    >>> round(loss.item(), 4)
+    0.1269
+    """
+    check_float(image_emb, "image_emb", ("B", "D"))
+    check_float(text_emb, "text_emb", image_emb.shape)
+    check_tensor(negative_emb, "negative_emb", "of floats (B, K, D) or (B, D)")
+    if negative_emb.dim() == 2:
+        negative_emb = check_float(negative_emb, "negative_emb", image_emb.shape)[:, None]
+    b, d = image_emb.shape
+    check_float(negative_emb, "negative_emb", (b, "K", d))
+    scale = _check_logit_scale(logit_scale)
+    image_emb = F.normalize(image_emb, dim=1)
+    right = (image_emb * F.normalize(text_emb, dim=1)).sum(dim=1, keepdim=True)  # (B, 1)
+    wrong = (image_emb[:, None] * F.normalize(negative_emb, dim=2)).sum(dim=2)  # (B, K)
+    logits = scale * torch.cat([right, wrong], dim=1)  # column 0 is the true caption
+    return F.cross_entropy(logits, torch.zeros(b, dtype=torch.long, device=logits.device))

@@ -1,4 +1,5 @@
-"""mmcourse.losses.clip_loss_with_duplicates against hand-computed values and clip_loss."""
+"""mmcourse.losses.clip_loss_with_duplicates and negative_caption_loss against hand-computed
+values, clip_loss and numerical gradients."""
 
 from __future__ import annotations
 
@@ -133,3 +134,59 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="the batch holds 0 pairs"):
         empty = torch.zeros(0, 2)
         L.clip_loss_with_duplicates(empty, empty, 1.0, torch.zeros(0, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------------------------
+# negative_caption_loss
+
+
+def test_negative_caption_loss_by_hand() -> None:
+    image = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    right = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # cosines 1 and 1/sqrt(2)
+    wrong = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # cosines 0 and 1
+    s = 3.0
+    # -log(e^(s r) / (e^(s r) + e^(s w))) for each row, averaged
+    terms = [
+        -math.log(math.exp(s * r) / (math.exp(s * r) + math.exp(s * w)))
+        for r, w in [(1.0, 0.0), (1 / math.sqrt(2), 1.0)]
+    ]
+    loss = L.negative_caption_loss(image, right, wrong, s)
+    assert loss.item() == pytest.approx(sum(terms) / 2, rel=1e-6)
+    # (B, D) is one negative per row, the same as (B, 1, D)
+    assert L.negative_caption_loss(image, right, wrong[:, None], s).item() == loss.item()
+
+
+def test_negative_caption_loss_with_several_negatives() -> None:
+    # one image, its caption at cosine 0.6, three negatives at cosines 0.8, 0, -0.6
+    image = torch.tensor([[1.0, 0.0]])
+    right = torch.tensor([[0.6, 0.8]])
+    wrong = torch.tensor([[[0.8, 0.6], [0.0, 1.0], [-0.6, 0.8]]])
+    s = 2.0
+    denominator = sum(math.exp(s * c) for c in (0.6, 0.8, 0.0, -0.6))
+    expected = -math.log(math.exp(s * 0.6) / denominator)
+    assert L.negative_caption_loss(image, right, wrong, s).item() == pytest.approx(expected)
+
+
+def test_negative_caption_loss_gradcheck() -> None:
+    torch.manual_seed(3)
+    image = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    text = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    wrong = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(L.negative_caption_loss, (image, text, wrong, scale))
+
+
+def test_negative_caption_loss_errors() -> None:
+    image, right = torch.randn(2, 2), torch.randn(2, 2)
+    with pytest.raises(ValueError, match=r"negative_emb must be a float tensor of shape \(2, 2\)"):
+        L.negative_caption_loss(image, right, torch.randn(1, 2), 1.0)
+    with pytest.raises(
+        ValueError, match=r"negative_emb must be a float tensor of shape \(2, K, 2\)"
+    ):
+        L.negative_caption_loss(image, right, torch.randn(2, 3, 5), 1.0)
+    with pytest.raises(TypeError, match="negative_emb must be a torch.Tensor"):
+        L.negative_caption_loss(image, right, [[0.0, 1.0]], 1.0)
+    with pytest.raises(ValueError, match=r"text_emb must be a float tensor of shape \(2, 2\)"):
+        L.negative_caption_loss(image, right[:1], torch.randn(2, 2), 1.0)
+    with pytest.raises(ValueError, match="logit_scale must be a finite number > 0"):
+        L.negative_caption_loss(image, right, torch.randn(2, 2), 0.0)
