@@ -70,6 +70,7 @@ from torch.export import Dim, ExportedProgram
 
 from mmcourse._validate import check_choice, check_int, check_module, check_nonnegative
 from mmcourse.data.captions import CANVAS, CANVAS_MEAN, CANVAS_STD
+from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import CaptionerState
 from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, UNK, Vocabulary, tokenize
 
@@ -80,6 +81,7 @@ __all__ = [
     "ImageTower",
     "QUANT_MODES",
     "SearchService",
+    "ExportedCaptioner",
     "UNKNOWN_WORDS",
     "compiled",
     "export_captioner",
@@ -362,7 +364,30 @@ def export_captioner(
     return encoder, step
 
 
-@torch.no_grad()
+class ExportedCaptioner:
+    """The two programs of :func:`export_captioner` behind the step interface of
+    :mod:`mmcourse.decode` (``init_state`` / ``step``), so that
+    :func:`~mmcourse.decode.greedy_decode` and :func:`~mmcourse.decode.beam_search` run on
+    them unchanged: the state is the tuple of tensors the programs pass along."""
+
+    def __init__(
+        self,
+        encoder: ExportedProgram | Callable[..., Any],
+        step: ExportedProgram | Callable[..., Any],
+    ) -> None:
+        self.run_encoder = _runnable(encoder, "encoder")
+        self.run_step = _runnable(step, "step")
+
+    def init_state(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.run_encoder(images))
+
+    def step(
+        self, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        logits, new_state = self.run_step(tokens, state)
+        return logits, tuple(new_state)
+
+
 def greedy_caption_exported(
     encoder: ExportedProgram | Callable[..., Any],
     step: ExportedProgram | Callable[..., Any],
@@ -378,27 +403,14 @@ def greedy_caption_exported(
 
     ``encoder`` and ``step`` may be ``ExportedProgram`` objects or their ``.module()``
     (pass the latter when calling many times: ``.module()`` builds a new module each time).
+    The loop is :func:`~mmcourse.decode.greedy_decode`'s own, run on an
+    :class:`ExportedCaptioner`.
     """
-    run_encoder, run_step = _runnable(encoder, "encoder"), _runnable(step, "step")
+    model = ExportedCaptioner(encoder, step)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a float batch (B, 1, H, W), got {shape}")
-    check_int(max_len, "max_len")
-    if eos_id == pad_id:
-        raise ValueError(f"eos_id and pad_id must differ, both are {eos_id}")
-    state = tuple(run_encoder(images))
-    batch = images.shape[0]
-    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=images.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=images.device)
-    generated = []
-    for _ in range(max_len):
-        logits, state = run_step(tokens, state)
-        tokens = logits.argmax(dim=-1)
-        generated.append(torch.where(finished, torch.full_like(tokens, pad_id), tokens))
-        finished |= tokens == eos_id
-        if bool(finished.all()):
-            break
-    return torch.stack(generated, dim=1)
+    return greedy_decode(model, images, max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
 
 
 # ---------------------------------------------------------------------------------- checks

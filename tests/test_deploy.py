@@ -11,7 +11,7 @@ from torch import nn
 
 from mmcourse import deploy
 from mmcourse.data.captions import CANVAS_MEAN, CANVAS_STD
-from mmcourse.decode import greedy_decode
+from mmcourse.decode import beam_search, greedy_decode
 from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner, CaptionerState
 from mmcourse.models.dual import DualEncoder
@@ -134,6 +134,14 @@ def test_an_attention_captioner_exports_too() -> None:
     images = normalized(canvases(5))
     expected = greedy_decode(model, images, max_len=10)
     assert torch.equal(deploy.greedy_caption_exported(encoder, step, images, 10), expected)
+
+
+def test_beam_search_runs_on_the_exported_programs(captioner, exported) -> None:
+    """The exported pieces offer decode's step interface, so beam search needs no rewrite."""
+    images = normalized(canvases(4))
+    expected = beam_search(captioner, images, max_len=10, beam_width=3)
+    got = beam_search(deploy.ExportedCaptioner(*exported), images, max_len=10, beam_width=3)
+    assert torch.equal(got, expected)
 
 
 def test_save_and_load_round_trip(captioner, exported, tmp_path) -> None:

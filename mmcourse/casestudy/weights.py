@@ -13,12 +13,13 @@ and it reads with ``torch.load(..., weights_only=True)``, which runs no code fro
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mmcourse.data.mnist import sha256_of
 
 __all__ = ["WeightsError", "load_weights", "read_sums", "save_weights", "sha256_of"]
 
@@ -27,15 +28,6 @@ SUMS_FILE = "SHA256SUMS"
 
 class WeightsError(ValueError):
     """A weights file that cannot be used; the message says why and how to get a good one."""
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file, as 64 hex digits."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_sums(folder: str | os.PathLike) -> dict[str, str]:
