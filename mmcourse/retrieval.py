@@ -111,6 +111,7 @@ __all__ = [
     "digit_prompts",
     "embed_gallery",
     "embed_texts",
+    "new_dual_encoder",
     "format_report",
     "place_digits_on_canvas",
     "prompt_templates",
@@ -426,6 +427,48 @@ def _text_tower(kind: str, vocab_size: int, dim: int) -> nn.Module | str:
     return kind
 
 
+def new_dual_encoder(
+    vocab_size: int,
+    *,
+    seed: int = 0,
+    embed_dim: int = 64,
+    image_channels: tuple[int, ...] = (16, 32, 64),
+    image_dim: int = 32,
+    downsample: int = 2,
+    text_encoder: str = "bigru_mean",
+    text_dim: int = 64,
+) -> DualEncoder:
+    """The untrained dual encoder of :func:`train_dual_encoder` (same arguments), with weights
+    drawn from ``seed``: build one and load saved weights into it to use a trained model."""
+    check_int(vocab_size, "vocab_size", minimum=5)
+    check_int(seed, "seed", minimum=0)
+    check_int(embed_dim, "embed_dim")
+    check_sizes(image_channels, "image_channels")
+    check_int(image_dim, "image_dim")
+    check_int(downsample, "downsample")
+    check_choice(text_encoder, "text_encoder", TEXT_TOWERS)
+    check_int(text_dim, "text_dim", minimum=2)
+    if text_encoder == "bigru_mean" and text_dim % 2:
+        raise ValueError(f"a bidirectional text tower needs an even text_dim, got {text_dim}")
+    if CANVAS % downsample or (CANVAS // downsample) >> len(image_channels) < 1:
+        raise ValueError(
+            f"downsample must divide {CANVAS} and leave at least 1 pixel after "
+            f"{len(image_channels)} pooling steps, got downsample={downsample}"
+        )
+    torch.manual_seed(seed)
+    side = CANVAS // downsample
+    image_encoder = ImageVector(
+        CanvasEncoder(image_dim, tuple(image_channels)), "flatten", (side, side)
+    )
+    return DualEncoder(
+        vocab_size,
+        embed_dim=embed_dim,
+        image_encoder=Downsampled(image_encoder, downsample),
+        text_encoder=_text_tower(text_encoder, vocab_size, text_dim),
+        text_dim=text_dim,
+    )
+
+
 def train_dual_encoder(
     train_data: MNISTCaptions,
     vocab: Vocabulary,
@@ -510,32 +553,18 @@ def train_dual_encoder(
     check_int(batch_size, "batch_size", minimum=2)
     check_positive(lr, "lr")
     check_nonnegative(weight_decay, "weight_decay")
-    check_sizes(image_channels, "image_channels")
-    check_int(image_dim, "image_dim")
-    check_int(downsample, "downsample")
-    check_choice(text_encoder, "text_encoder", TEXT_TOWERS)
-    check_int(text_dim, "text_dim", minimum=2)
-    if text_encoder == "bigru_mean" and text_dim % 2:
-        raise ValueError(f"a bidirectional text tower needs an even text_dim, got {text_dim}")
-    check_int(negatives, "negatives", minimum=0)
-    check_nonnegative(negative_weight, "negative_weight")
-    if CANVAS % downsample or (CANVAS // downsample) >> len(image_channels) < 1:
-        raise ValueError(
-            f"downsample must divide {CANVAS} and leave at least 1 pixel after "
-            f"{len(image_channels)} pooling steps, got downsample={downsample}"
-        )
-    torch.manual_seed(seed)
-    side = CANVAS // downsample
-    image_encoder = ImageVector(
-        CanvasEncoder(image_dim, tuple(image_channels)), "flatten", (side, side)
-    )
-    model = DualEncoder(
+    model = new_dual_encoder(
         len(vocab),
+        seed=seed,
         embed_dim=embed_dim,
-        image_encoder=Downsampled(image_encoder, downsample),
-        text_encoder=_text_tower(text_encoder, len(vocab), text_dim),
+        image_channels=image_channels,
+        image_dim=image_dim,
+        downsample=downsample,
+        text_encoder=text_encoder,
         text_dim=text_dim,
     )
+    check_int(negatives, "negatives", minimum=0)
+    check_nonnegative(negative_weight, "negative_weight")
     layout = torch.stack([getattr(train_data.layout, f) for f in Layout.fields()], dim=2)
     tensors = (
         train_data.float_images(),  # (N, 1, 64, 64)

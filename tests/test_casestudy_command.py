@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mmcourse.casestudy.run import main
+from mmcourse.casestudy.run import DEFAULT_WEIGHTS, main
 
 TINY = ["--canvases", "24", "--epochs", "1", "--pretrain-epochs", "1"]
 
@@ -16,8 +16,10 @@ TINY = ["--canvases", "24", "--epochs", "1", "--pretrain-epochs", "1"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("casestudy")
-    args = ["--train", *TINY, "--weights", str(folder / "w"), "--out", str(folder / "report")]
-    assert main(args) == 0
+    committed = (DEFAULT_WEIGHTS / "SHA256SUMS").read_text()
+    assert main(["--train", *TINY, "--out", str(folder / "report")]) == 0
+    assert (DEFAULT_WEIGHTS / "SHA256SUMS").read_text() == committed  # never overwritten
+    (folder / "report" / "weights").rename(folder / "w")  # written under --out by default
     return folder
 
 

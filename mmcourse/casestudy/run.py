@@ -83,8 +83,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         type=Path,
-        default=DEFAULT_WEIGHTS,
-        help="folder of the weights: read by --load, written by --train",
+        default=None,
+        help="folder of the weights: read by --load (default: the committed data/weights), "
+        "written by --train (default: OUT/weights, so the committed ones stay as they are)",
     )
     p.add_argument(
         "--canvases",
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the case study; returns the exit status (0 on success, 2 on a weights problem)."""
     p = parser()
     args = p.parse_args(argv)
+    if args.weights is None:
+        args.weights = DEFAULT_WEIGHTS if args.load else args.out / "weights"
     _check(args, p)
     settings = config.setup(
         seed=args.seed, profile=args.profile, device=None if args.device == "auto" else args.device
