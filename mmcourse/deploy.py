@@ -338,13 +338,33 @@ class CaptionStep(nn.Module):
         return logits, tuple(getattr(new_state, name) for name in self.fields)
 
 
+def _check_fixed_shapes(model: nn.Module, images: torch.Tensor, fields: Sequence[str]) -> None:
+    """Refuse, before exporting, a captioner whose state changes shape from step to step (the
+    Transformer's prefix of words so far): an exported step is traced for one shape, and the
+    second step would fail deep inside torch with a guard error."""
+    with torch.no_grad(), _eval_mode(model):
+        state = model.init_state(images)
+        tokens = torch.full((images.shape[0],), BOS_ID, dtype=torch.long)
+        _, after = model.step(tokens, state)
+    for name in fields:
+        before, later = getattr(state, name), getattr(after, name)
+        if isinstance(before, torch.Tensor) and before.shape != later.shape:
+            raise ValueError(
+                f"{type(model).__name__}'s state field {name!r} grows from "
+                f"{tuple(before.shape)} to {tuple(later.shape)} in one step: only captioners "
+                "whose state keeps its shape (Show and Tell, Show, Attend and Tell) export as "
+                "one fixed step; run this one eagerly, or with torch.compile"
+            )
+
+
 def export_captioner(
     model: nn.Module, example_images: torch.Tensor | None = None
 ) -> tuple[ExportedProgram, ExportedProgram]:
     """Export a captioner whose state has a fixed shape -- Show and Tell
     (:class:`~mmcourse.models.captioner.Captioner`) or Show, Attend and Tell
     (:class:`~mmcourse.models.attention_captioner.AttentionCaptioner`) -- as two programs, both
-    with a free batch size (the Transformer's state, a growing prefix, is not supported):
+    with a free batch size (the Transformer's state, a growing prefix, is refused with a
+    ValueError before anything is traced):
 
     - ``encoder``: ``images (B, 1, 64, 64) -> state``, a tuple of tensors;
     - ``step``: ``(tokens (B,), state) -> (logits (B, V), state)``.
@@ -357,6 +377,7 @@ def export_captioner(
     if example_images is None:
         example_images = torch.zeros(2, 1, CANVAS, CANVAS)
     state_type, fields = _state_layout(model, example_images)
+    _check_fixed_shapes(model, example_images, fields)
     encoder = export_module(CaptionEncoder(model, fields), (example_images,))
     state = encoder.module()(example_images)
     tokens = torch.full((example_images.shape[0],), BOS_ID, dtype=torch.long)

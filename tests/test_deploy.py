@@ -16,6 +16,7 @@ from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner, CaptionerState
 from mmcourse.models.dual import DualEncoder
 from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -427,3 +428,10 @@ def test_prepare_canvases_normalises_like_float_images() -> None:
         float(deploy.prepare_canvases(images.float() / 255).mean()),
         float(normalized(images).mean()),
     )
+
+
+def test_a_captioner_whose_state_grows_is_refused_before_export() -> None:
+    torch.manual_seed(0)
+    model = TransformerCaptioner(12, CanvasEncoder(16, (4, 8, 16)), d_model=16, heads=2, layers=1)
+    with pytest.raises(ValueError, match=r"state field 'prefix' grows from \(2, 0\) to \(2, 1\)"):
+        deploy.export_captioner(model)

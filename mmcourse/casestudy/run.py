@@ -28,6 +28,7 @@ import torch
 from mmcourse import config
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.casestudy import recipe
+from mmcourse.casestudy.evaluation import BEAM_WIDTHS, choose_beam_width
 from mmcourse.casestudy.weights import WeightsError, load_weights, save_weights
 from mmcourse.data.captions import DEFAULT_SIZES
 from mmcourse.models.grid import StoredGrid, swap_encoder
@@ -35,7 +36,6 @@ from mmcourse.utils import progress
 from mmcourse.vocab import Vocabulary
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
-BEAM_WIDTHS = (1, 2, 3, 5)
 EPOCHS = {"fast": {"pretrain": 6, "decoder": 6}, "full": {"pretrain": 12, "decoder": 12}}
 
 
@@ -210,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     stages.update()
-    val_exact = {}
-    for width in BEAM_WIDTHS:  # chosen on validation only
-        texts = recipe.write_captions(decoder, data.images("val"), data.vocab, beam_width=width)
-        val_exact[width] = caption_report_for(texts, data.splits["val"])["exact"]
-    beam_width = max(BEAM_WIDTHS, key=lambda w: (val_exact[w], -w))
+    beam_width, val_exact = choose_beam_width(decoder, data, BEAM_WIDTHS)  # on validation only
     stages.update()
     report = {
         "settings": {
