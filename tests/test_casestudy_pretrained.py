@@ -15,7 +15,7 @@ from mmcourse.casestudy import pretrained, recipe
 from mmcourse.casestudy.weights import WeightsError, read_sums
 from mmcourse.data.captions import make_mnist_captions
 from mmcourse.retrieval import new_dual_encoder
-from mmcourse.vocab import Vocabulary
+from mmcourse.vocab import SPECIALS, Vocabulary
 
 FILES = ("encoder.pt", *(f"{kind}.pt" for kind in recipe.DECODERS), "dual_encoder.pt")
 
@@ -62,7 +62,7 @@ def test_loaded_models_are_frozen_and_caption_canvases(vocab: Vocabulary) -> Non
 
 def test_another_vocabulary_is_refused(vocab: Vocabulary) -> None:
     other = Vocabulary([*vocab.itos, "zebra"])
-    with pytest.raises(WeightsError, match="another vocabulary.*build_data"):
+    with pytest.raises(WeightsError, match="another vocabulary.*pretrained.vocabulary"):
         pretrained.load_decoder("attention", other)
     with pytest.raises(WeightsError, match="another vocabulary"):
         pretrained.load_dual_encoder(other)
@@ -99,3 +99,14 @@ def test_new_dual_encoder_is_the_trained_architecture(vocab: Vocabulary) -> None
         new_dual_encoder(len(vocab), text_dim=33)
     with pytest.raises(ValueError, match="downsample"):
         new_dual_encoder(len(vocab), downsample=3)
+
+
+def test_data_built_with_the_saved_vocabulary_uses_its_ids() -> None:
+    saved = pretrained.vocabulary()
+    data = recipe.build_data({"train": 30, "val": 5, "test": 5, "compositional": 5}, vocab=saved)
+    assert data.vocab is saved  # a small training split alone would order its words otherwise
+    with pytest.raises(ValueError, match="vocab lacks words"):
+        recipe.build_data({"train": 30, "val": 5, "test": 5, "compositional": 5},
+                          vocab=Vocabulary([*SPECIALS, "a", "seven"]))  # fmt: skip
+    with pytest.raises(TypeError, match="vocab must be a Vocabulary"):
+        recipe.build_data({"train": 30, "val": 5, "test": 5, "compositional": 5}, vocab=saved.itos)

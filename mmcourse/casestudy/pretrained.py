@@ -9,7 +9,7 @@ refuses a model of another shape or a vocabulary that is not the data's, with a 
 that says how to retrain.
 
 >>> from mmcourse.casestudy import pretrained, recipe
->>> data = recipe.build_data()                              # doctest: +SKIP
+>>> data = recipe.build_data(vocab=pretrained.vocabulary())  # doctest: +SKIP
 >>> decoder = pretrained.load_decoder("attention", data.vocab)  # doctest: +SKIP
 """
 
@@ -29,7 +29,14 @@ from mmcourse.models.vqa import CanvasBackbone
 from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import Vocabulary
 
-__all__ = ["WEIGHTS", "load_decoder", "load_dual_encoder", "load_encoder", "saved_vocabulary"]
+__all__ = [
+    "WEIGHTS",
+    "load_decoder",
+    "load_dual_encoder",
+    "load_encoder",
+    "saved_vocabulary",
+    "vocabulary",
+]
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
 """Where the committed weights live."""
@@ -49,14 +56,22 @@ def saved_vocabulary(folder: str | os.PathLike | None = None) -> list[str]:
     return json.loads(path.read_text())
 
 
+def vocabulary(folder: str | os.PathLike | None = None) -> Vocabulary:
+    """The :class:`~mmcourse.vocab.Vocabulary` the weights in ``folder`` were trained with:
+    pass it to :func:`recipe.build_data` (``vocab=``) so that data built in any profile
+    encodes its captions with the ids the weights expect."""
+    return Vocabulary(saved_vocabulary(folder))
+
+
 def _check_vocab(vocab: Vocabulary, folder: str | os.PathLike | None) -> None:
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
     if saved_vocabulary(folder) != vocab.itos:
         raise WeightsError(
             f"the weights in {_folder(folder)} were trained with another vocabulary than this "
-            f"one ({len(vocab)} words): build the data with the fast profile's defaults "
-            f"(recipe.build_data()), or {RETRAIN[0].lower() + RETRAIN[1:]}"
+            f"one ({len(vocab)} words): build the data with it, "
+            f"recipe.build_data(vocab=pretrained.vocabulary()), or "
+            f"{RETRAIN[0].lower() + RETRAIN[1:]}"
         )
 
 

@@ -46,7 +46,7 @@ from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
 from mmcourse.train import History, fit
-from mmcourse.vocab import BOS, EOS, Vocabulary
+from mmcourse.vocab import BOS, EOS, Vocabulary, tokenize
 
 __all__ = [
     "DECODERS",
@@ -84,10 +84,15 @@ class CaseStudyData:
 
 
 def build_data(
-    sizes: dict[str, int] | None = None, seed: int = 0, profile: str | None = None
+    sizes: dict[str, int] | None = None,
+    seed: int = 0,
+    profile: str | None = None,
+    vocab: Vocabulary | None = None,
 ) -> CaseStudyData:
     """Build the train, val, test and compositional splits (sizes from the profile unless
-    given) and a vocabulary of the training captions."""
+    given) and a vocabulary of the training captions -- or use ``vocab`` (e.g. the one saved
+    with trained weights, :func:`mmcourse.casestudy.pretrained.vocabulary`), which must hold
+    every word of the captions."""
     names = ("train", "val", "test", "compositional")
     sizes = dict(sizes or {})
     unknown = set(sizes) - set(names)
@@ -98,7 +103,17 @@ def build_data(
         for name in names
     }
     train_captions = [c for captions in splits["train"].captions for c in captions]
-    vocab = Vocabulary.build(train_captions)
+    if vocab is None:
+        vocab = Vocabulary.build(train_captions)
+    elif not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
+    else:
+        words = {
+            w for split in splits.values() for cs in split.captions for c in cs for w in tokenize(c)
+        }
+        unknown = sorted(words - set(vocab.itos))
+        if unknown:
+            raise ValueError(f"vocab lacks words of the captions: {unknown[:5]}")
     captions = {name: encode_captions(data, vocab) for name, data in splits.items()}
     return CaseStudyData(splits, vocab, captions)
 
