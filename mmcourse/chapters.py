@@ -16,8 +16,8 @@ class Chapter:
     file: str
     title: str
     step: str
-    """Which step of the six-step recipe (data, encoders, joint layer, loss, training,
-    evaluation) the chapter is about, or "overview"."""
+    """Which step of the recipe (data, encoders, joint layer, loss, training,
+    evaluation, deployment) the chapter is about, or "overview"."""
 
 
 CHAPTERS = (
@@ -32,15 +32,32 @@ CHAPTERS = (
     Chapter(6, "06_fusion.ipynb", "Fusion", "joint layer"),
     Chapter(7, "07_losses.ipynb", "Losses and regularisation", "loss"),
     Chapter(8, "08_training_evaluation.ipynb", "Training and evaluation", "training + evaluation"),
+    Chapter(
+        9, "09_captioning_attention.ipynb", "Case study: captioning with attention", "training"
+    ),
+    Chapter(
+        10,
+        "10_decoders_beam_transfer.ipynb",
+        "Case study: beam search, three decoders, transfer",
+        "evaluation",
+    ),
+    Chapter(
+        11,
+        "11_retrieval_zero_shot.ipynb",
+        "Case study: retrieval and zero-shot",
+        "loss + evaluation",
+    ),
+    Chapter(12, "12_deployment.ipynb", "Case study, step 6: deployment", "deployment"),
 )
 
-RECIPE = ("data", "encoders", "joint layer", "loss", "training", "evaluation")
-"""The six steps of building a multimodal system, in order."""
+RECIPE = ("data", "encoders", "joint layer", "loss", "training", "evaluation", "deployment")
+"""The steps of building a multimodal system, in order (the article's six, its last one --
+evaluation and deployment -- drawn as two)."""
 
 
 def draw_map() -> Figure:
-    """The six-step recipe as a row of boxes, with the chapters that teach each step."""
-    fig, ax = plt.subplots(figsize=(11, 2.6))
+    """The recipe as a row of boxes, with the chapters that teach each step."""
+    fig, ax = plt.subplots(figsize=(12.5, 2.9))
     ax.set_xlim(0, len(RECIPE))
     ax.set_ylim(0, 1)
     ax.axis("off")

@@ -592,7 +592,9 @@ def quantize_int8(module: nn.Module, mode: str = "weight_only") -> nn.Module:
     """A copy of ``module``, in eval mode, whose ``nn.Linear`` weights are int8 (torchao).
 
     Each weight becomes a ``torchao.quantization.Int8Tensor``: int8 values (``.qdata``) and one
-    float scale per output row, ``w ~ qdata * scale`` -- a quarter of float32's bytes. On the
+    float scale per output row, ``w ~ qdata * scale`` -- a quarter of float32's bytes. torchao
+    spreads each row over the whole int8 range, -128..127, so its scale is ``max|w| / 127.5``
+    (the textbook symmetric scheme uses ``/ 127`` and leaves -128 unused). On the
     course's captioner and dual encoder the outputs moved by about 0.5-1% of their range.
     ``mode="dynamic"`` also rounds each input row to int8 at run time and multiplies int8 by
     int8 (about 1.5-2% there; more when a layer's inputs have outliers). Check the copy
