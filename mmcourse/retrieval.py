@@ -92,6 +92,7 @@ from mmcourse.losses import clip_loss, clip_loss_with_duplicates, negative_capti
 from mmcourse.metrics import accuracy, recall_at_k
 from mmcourse.models.dual import DualEncoder
 from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.introspect import device_of
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import RNNTextEncoder
 from mmcourse.train import History, fit
@@ -618,11 +619,6 @@ def _check_encoder(model: object) -> nn.Module:
     return model
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 def _as_float_canvases(images: torch.Tensor) -> torch.Tensor:
     """uint8 canvases ``(N, 64, 64)`` -> standardised floats ``(N, 1, 64, 64)``; floats
     ``(N, 1, H, W)`` are taken as they are (already standardised, as ``float_images()``)."""
@@ -641,7 +637,7 @@ def _embed(model: nn.Module, encode: str, inputs: list[torch.Tensor]) -> torch.T
     """Run ``model.<encode>`` on each chunk in eval mode; unit rows on the CPU."""
     was_training = model.training
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     try:
         parts = [getattr(model, encode)(x.to(device)).float().cpu() for x in inputs]
     finally:

@@ -42,6 +42,7 @@ from mmcourse.losses import sequence_loss, slot_attribute_loss
 from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner
 from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.introspect import device_of
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
@@ -251,7 +252,7 @@ def train_decoder(
     best: dict[str, object] = {"exact": -1.0, "epoch": 0, "state": None}
 
     def score_on_validation(record: dict[str, float]) -> None:
-        texts = write_captions(model, val_inputs.to(_device_of(model)), vocab)
+        texts = write_captions(model, val_inputs.to(device_of(model)), vocab)
         report = caption_report_for(texts, val_data)
         record["val_exact"], record["val_bleu4"] = report["exact"], report["bleu4"]
         if report["exact"] > best["exact"]:  # keep the best epoch's weights, on the CPU
@@ -279,11 +280,6 @@ def train_decoder(
     history.best_epoch = best["epoch"]
     model.cpu().eval()
     return history
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 @torch.no_grad()

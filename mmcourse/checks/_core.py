@@ -332,3 +332,15 @@ def check_close(
         f"{name}: {int((~close).sum())} of {got.numel()} entries are off; the worst, at index "
         f"{_where(worst)}, {describe_miss(got[worst].item(), want[worst].item())}",
     )
+
+
+def recall_range_hint(got: float, count: int, what: str) -> str | None:
+    """The hint for a recall@k answer above 1 -- a count of ``what`` (at most ``count``), a
+    percentage, or simply out of range; ``None`` for an answer of at most 1."""
+    if got <= 1:
+        return None
+    if float(got).is_integer() and got <= count:
+        return f"give the fraction of {what}, not a count"
+    if got <= 100:
+        return "give a fraction between 0 and 1, not a percentage"
+    return "a recall is a fraction between 0 and 1"

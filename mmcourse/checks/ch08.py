@@ -13,7 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from mmcourse.checks._core import CheckResult, as_number, describe_miss, known_mistake
+from mmcourse.checks._core import (
+    CheckResult,
+    as_number,
+    describe_miss,
+    known_mistake,
+    recall_range_hint,
+)
 from mmcourse.metrics import retrieval_ranks
 
 Batch = tuple[torch.Tensor, ...]
@@ -186,14 +192,7 @@ def check_recall_at_k(similarity: torch.Tensor, k: int, value: float) -> CheckRe
         mistakes.append((_recall(similarity, k - 1), "off by one: keep the top k, not k - 1"))
     if k < n:
         mistakes.append((_recall(similarity, k + 1), "off by one: keep the top k, not k + 1"))
-    hint = known_mistake(got, expected, mistakes, tol=1e-6)
-    if hint is None and got > 1:
-        if float(got).is_integer() and got <= n:
-            hint = "give the fraction of queries, not a count"
-        elif got <= 100:
-            hint = "give a fraction between 0 and 1, not a percentage"
-        else:
-            hint = "a recall is a fraction between 0 and 1"
-    elif hint is None:
+    hint = known_mistake(got, expected, mistakes, tol=1e-6) or recall_range_hint(got, n, "queries")
+    if hint is None:
         hint = "for each row, is the diagonal entry among the k largest?"
     return CheckResult(False, f"your R@{k} {describe_miss(got, expected)}; {hint}")

@@ -14,7 +14,13 @@ import math
 
 import torch
 
-from mmcourse.checks._core import CheckResult, as_number, describe_miss, known_mistake
+from mmcourse.checks._core import (
+    CheckResult,
+    as_number,
+    describe_miss,
+    known_mistake,
+    recall_range_hint,
+)
 
 # ----------------------------------------------------------------------------- recall@k
 
@@ -129,15 +135,10 @@ def check_text_to_image_recall(
                 "off by one: keep k, not k + 1",
             )
         )
-    hint = known_mistake(got, expected, mistakes, tol=1e-6)
-    if hint is None and got > 1:
-        if float(got).is_integer() and got <= t:
-            hint = "give the fraction of the captions, not a count"
-        elif got <= 100:
-            hint = "give a fraction between 0 and 1, not a percentage"
-        else:
-            hint = "a recall is a fraction between 0 and 1"
-    elif hint is None:
+    hint = known_mistake(got, expected, mistakes, tol=1e-6) or recall_range_hint(
+        got, t, "the captions"
+    )
+    if hint is None:
         hint = "for each row, is the score of its own canvas among the k largest of the row?"
     return CheckResult(False, f"your R@{k} {describe_miss(got, expected)}; {hint}")
 

@@ -113,6 +113,13 @@ def _select_modules(model: nn.Module, modules: Iterable[str] | None) -> list[tup
     return [(name, named[name]) for name in chosen]
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights live (its first parameter or buffer); the CPU for a model
+    without any."""
+    weights = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return weights.device if weights is not None else torch.device("cpu")
+
+
 def _run_with_hooks(
     model: nn.Module, example: torch.Tensor, modules: Iterable[str] | None, clone: bool = False
 ) -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
@@ -121,9 +128,7 @@ def _run_with_hooks(
     so that later in-place operations (``out += identity``, ``ReLU(inplace=True)``) cannot
     change what was recorded."""
     _check_model_and_example(model, example)
-    weights = next(itertools.chain(model.parameters(), model.buffers()), None)
-    if weights is not None:
-        example = example.to(weights.device)  # a CPU example works with a model on a GPU
+    example = example.to(device_of(model))  # a CPU example works with a model on a GPU
     calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
     handles = []
 
