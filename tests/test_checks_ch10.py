@@ -29,6 +29,7 @@ def test_best_sequence() -> None:
     other = ch10.check_best_sequence(FIRST, SECOND, ("A", "C"))
     assert not other and "B" not in str(other).replace("Not yet", "")
     assert "two words" in str(ch10.check_best_sequence(FIRST, SECOND, ("A",)))
+    assert "replace" in str(ch10.check_best_sequence(FIRST, SECOND, ("?", "?")))
     assert "the toy model can say" in str(ch10.check_best_sequence(FIRST, SECOND, ("C", "A")))
     with pytest.raises(ValueError, match="after every first word"):
         ch10.check_best_sequence(FIRST, {"A": SECOND["A"]}, ("A", "A"))

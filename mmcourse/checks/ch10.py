@@ -31,6 +31,8 @@ def check_best_sequence(first: Table, second: Mapping[str, Table], sequence: obj
     if not isinstance(sequence, (tuple, list)) or len(sequence) != 2:
         return CheckResult(False, "give the sequence as two words, e.g. ('A', 'B')")
     w1, w2 = sequence
+    if "?" in (w1, w2):
+        return CheckResult(False, "replace ('?', '?') with the two words of your answer")
     if w1 not in first or w2 not in second.get(w1, {}):
         return CheckResult(False, f"{sequence!r} is not a sequence the toy model can say")
     probability = {(a, b): first[a] * second[a][b] for a in first for b in second[a]}
