@@ -72,6 +72,7 @@ from mmcourse._validate import check_choice, check_int, check_module, check_nonn
 from mmcourse.data.captions import CANVAS, CANVAS_MEAN, CANVAS_STD
 from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import CaptionerState
+from mmcourse.models.text import check_ids
 from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, UNK, Vocabulary, tokenize
 
 __all__ = [
@@ -82,11 +83,14 @@ __all__ = [
     "QUANT_MODES",
     "SearchService",
     "ExportedCaptioner",
+    "ExportedTextTower",
+    "TextTower",
     "UNKNOWN_WORDS",
     "compiled",
     "export_captioner",
     "export_image_tower",
     "export_module",
+    "export_text_tower",
     "greedy_caption_exported",
     "int8_layers",
     "load_exported",
@@ -272,15 +276,85 @@ def export_image_tower(
     model: nn.Module, example_images: torch.Tensor | None = None
 ) -> ExportedProgram:
     """Export a :class:`~mmcourse.models.dual.DualEncoder`'s ``encode_image``: canvases
-    ``(B, 1, 64, 64)`` -> unit embeddings ``(B, embed_dim)``, any batch size.
-
-    The text tower is not exported: the course's text encoders check their ids and (the
-    recurrent ones) pack each text by its length, decisions that depend on the *values* of
-    the input, which ``torch.export`` cannot trace. A query is a few tokens, so
-    :class:`SearchService` runs the text tower eagerly."""
+    ``(B, 1, 64, 64)`` -> unit embeddings ``(B, embed_dim)``, any batch size. The text
+    tower has :func:`export_text_tower`."""
     if example_images is None:
         example_images = torch.zeros(2, 1, CANVAS, CANVAS)
     return export_module(ImageTower(model), (example_images,))
+
+
+class TextTower(nn.Module):
+    """``forward(ids)`` = ``model.encode_text(ids)`` for valid, right-padded ids, computed by
+    the text encoder's ``forward_padded``: no id check and no packing by length, the two
+    Python decisions on tensor *values* that ``torch.export`` cannot trace. A recurrent
+    encoder runs over the padding instead and reads each text where it ends (see
+    :meth:`~mmcourse.models.text.RNNTextEncoder.forward_sequence_padded`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        text = getattr(model, "text_encoder", None)
+        if not callable(getattr(text, "forward_padded", None)) or not isinstance(
+            getattr(model, "text_projection", None), nn.Module
+        ):
+            raise ValueError(
+                "model must be a DualEncoder whose text_encoder offers forward_padded (the "
+                f"course's bow, lstm, gru and transformer encoders do); got {type(model).__name__}"
+            )
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        features = self.model.text_encoder.forward_padded(ids)
+        return torch.nn.functional.normalize(self.model.text_projection(features), dim=-1)
+
+
+class ExportedTextTower:
+    """An exported text tower that takes ids as ``encode_text`` does: it checks them (the
+    check the program leaves out), pads them with ``<pad>`` to the program's fixed
+    ``length`` and runs the program. Texts longer than ``length`` are refused."""
+
+    def __init__(
+        self, program: ExportedProgram | Callable[..., Any], vocab_size: int, length: int
+    ) -> None:
+        check_int(vocab_size, "vocab_size")
+        check_int(length, "length")
+        self.program = program
+        self.run = _runnable(program, "program")
+        self.vocab_size, self.length = vocab_size, length
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        check_ids(ids, self.vocab_size)
+        if ids.shape[0] < 1 or ids.shape[1] < 1:
+            raise ValueError(
+                f"ids must hold at least one text of one token, got {tuple(ids.shape)}"
+            )
+        if ids.shape[1] > self.length:
+            raise ValueError(
+                f"texts of {ids.shape[1]} tokens are longer than the exported length {self.length}; "
+                "export again with a larger length"
+            )
+        padded = torch.nn.functional.pad(ids, (0, self.length - ids.shape[1]), value=PAD_ID)
+        return self.run(padded)
+
+
+def export_text_tower(model: nn.Module, length: int = 32) -> ExportedTextTower:
+    """Export a :class:`~mmcourse.models.dual.DualEncoder`'s ``encode_text`` (through
+    :class:`TextTower`): ids ``(B, length)`` -> unit embeddings ``(B, embed_dim)``, any batch
+    size, texts padded to ``length`` tokens (the returned :class:`ExportedTextTower` checks
+    and pads them; its ``program`` is the ``ExportedProgram``). A fixed length keeps the
+    program simple; padding changes no text's embedding.
+    """
+    check_module(model, "model")
+    check_int(length, "length", minimum=2)
+    tower = TextTower(model)
+    tables = [m for m in model.text_encoder.modules() if isinstance(m, nn.Embedding)]
+    if not tables:
+        raise ValueError("model.text_encoder has no nn.Embedding to read its vocabulary size from")
+    vocab_size = tables[0].num_embeddings
+    example = torch.full((2, length), PAD_ID, dtype=torch.long)
+    example[:, 0], example[0, 1], example[:, 2] = BOS_ID, EOS_ID, EOS_ID
+    example[1, 1] = min(4, vocab_size - 1)  # texts of different lengths
+    program = export_module(tower, (example,))
+    return ExportedTextTower(program, vocab_size, length)
 
 
 def _state_layout(model: nn.Module, images: torch.Tensor) -> tuple[type, tuple[str, ...]]:

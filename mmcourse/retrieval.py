@@ -407,8 +407,20 @@ class MeanOverWords(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` -> ``(B, out_dim)``."""
-        states = self.encoder.forward_sequence(ids)  # (B, T, out_dim), zeros after the end
-        real = (ids != self.pad_id).unsqueeze(-1).to(states.dtype)
+        return self._mean(self.encoder.forward_sequence(ids), ids)
+
+    def forward_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward`` through the encoder's ``forward_sequence_padded`` (no id check, no
+        packing), which ``torch.export`` can trace; ``ids`` must be valid."""
+        if not callable(getattr(self.encoder, "forward_sequence_padded", None)):
+            raise ValueError(
+                f"{type(self.encoder).__name__} has no forward_sequence_padded, so it cannot "
+                "run without its value checks (the course's text encoders all have one)"
+            )
+        return self._mean(self.encoder.forward_sequence_padded(ids), ids)
+
+    def _mean(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        real = (ids != self.pad_id).unsqueeze(-1).to(states.dtype)  # zeros after the end
         return (states * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
 
 

@@ -17,6 +17,7 @@ from mmcourse.models.captioner import Captioner, CaptionerState
 from mmcourse.models.dual import DualEncoder
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.transformer_captioner import TransformerCaptioner
+from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -198,6 +199,35 @@ def test_image_tower_exports_and_matches_encode_image() -> None:
     images = normalized(canvases(4))
     match, diff = deploy.outputs_match(model.encode_image, program.module(), images, atol=1e-6)
     assert match, diff
+
+
+@pytest.mark.parametrize("tower", ["bigru_mean", "gru", "lstm", "bow", "transformer"])
+def test_text_tower_exports_and_matches_encode_text(tower: str, tmp_path) -> None:
+    """The exported text tower (no packing, no id check inside) gives encode_text's
+    embeddings, for texts of different lengths, also after a save and load."""
+    torch.manual_seed(0)
+    model = new_dual_encoder(V, text_encoder=tower, embed_dim=8, text_dim=8).eval()
+    exported = deploy.export_text_tower(model, length=12)
+    ids, _ = VOCAB.encode_batch(["a seven", "a small two on the left and a large seven", "two"])
+    match, diff = deploy.outputs_match(model.encode_text, exported, ids, atol=1e-6)
+    assert match, diff
+    reloaded = deploy.load_exported(deploy.save_exported(exported.program, tmp_path / "t.pt2"))
+    again = deploy.ExportedTextTower(reloaded, V, 12)
+    assert torch.allclose(again(ids[:1]), model.encode_text(ids[:1]), atol=1e-6)
+
+
+def test_exported_text_tower_checks_its_ids() -> None:
+    exported = deploy.export_text_tower(tiny_dual(), length=4)
+    with pytest.raises(ValueError, match="longer than the exported length 4"):
+        exported(torch.ones(1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="outside 0..13"):
+        exported(torch.tensor([[1, 99, 2]]))
+    with pytest.raises(ValueError, match="torch.long"):
+        exported(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="at least one text"):
+        exported(torch.ones(0, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="DualEncoder whose text_encoder"):
+        deploy.export_text_tower(tiny_captioner())
 
 
 # ------------------------------------------------------------------------------- checks

@@ -134,6 +134,43 @@ def test_rnn_matches_running_each_text_alone(cell: str, bidirectional: bool) -> 
         assert (sequence[row, len(seq) :] == 0).all()
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rnn_without_packing_matches_running_each_text_alone(
+    cell: str, bidirectional: bool
+) -> None:
+    """forward_padded / forward_sequence_padded (no packing, for torch.export) against the
+    same reference as the packed path: each text run alone, with no padding at all."""
+    layers = 1 if bidirectional else 2
+    encoder = RNNTextEncoder(V, 6, 5, cell=cell, num_layers=layers, bidirectional=bidirectional)
+    encoder.eval()
+    ids, texts = padded_batch()
+    ids = pad_more(ids, 3)  # more padding than any text's length difference
+    out, sequence = encoder.forward_padded(ids), encoder.forward_sequence_padded(ids)
+    assert out.shape == (3, encoder.out_dim) and sequence.shape == (3, 9, encoder.out_dim)
+    for row, seq in enumerate(texts):
+        outputs, state = encoder.rnn(encoder.embedding(torch.tensor([seq])))
+        hidden = state[0] if cell == "lstm" else state
+        expected = torch.cat([hidden[-2], hidden[-1]], -1) if bidirectional else hidden[-1]
+        assert torch.allclose(out[row], expected[0], atol=1e-5)
+        assert torch.allclose(sequence[row, : len(seq)], outputs[0], atol=1e-5)
+        assert (sequence[row, len(seq) :] == 0).all()
+
+
+def test_rnn_without_packing_refuses_a_stacked_bidirectional_rnn() -> None:
+    encoder = RNNTextEncoder(V, 6, 5, num_layers=2, bidirectional=True)
+    with pytest.raises(ValueError, match="one layer only, got 2 layers"):
+        encoder.forward_padded(padded_batch()[0])
+
+
+@pytest.mark.parametrize("kind", ["bow", "transformer"])
+def test_unchecked_paths_equal_the_checked_ones(kind: str) -> None:
+    encoder = build_text_encoder(kind, V, 8).eval()
+    ids, _ = padded_batch()
+    assert torch.equal(encoder.forward_padded(ids), encoder(ids))
+    assert torch.equal(encoder.forward_sequence_padded(ids), encoder.forward_sequence(ids))
+
+
 def test_rnn_final_state_is_the_last_real_output() -> None:
     encoder = RNNTextEncoder(V, 6, 5, cell="lstm").eval()
     ids, texts = padded_batch()

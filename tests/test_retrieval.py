@@ -496,13 +496,23 @@ def test_mean_over_words_against_one_text_at_a_time() -> None:
     tower = R.MeanOverWords(encoder)
     assert tower.out_dim == 10
     ids = torch.tensor([[1, 5, 7, 9, 2], [1, 4, 2, 0, 0]])  # the second is padded
-    got = tower(ids)
+    got, unpacked = tower(ids), tower.forward_padded(ids)  # packed, and the export path
     for i, length in enumerate((5, 3)):
         # the reference: the bare GRU on the unpadded text, its states averaged over the words
         states, _ = encoder.rnn(encoder.embedding(ids[i : i + 1, :length]))
         assert torch.allclose(got[i], states[0].mean(dim=0), atol=1e-6)
+        assert torch.allclose(unpacked[i], states[0].mean(dim=0), atol=1e-6)
     with pytest.raises(TypeError, match="encoder must offer forward_sequence"):
         R.MeanOverWords(nn.Linear(2, 2))
+
+    class PackedOnly(nn.Module):
+        pad_id, out_dim = 0, 3
+
+        def forward_sequence(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(*ids.shape, 3)
+
+    with pytest.raises(ValueError, match="PackedOnly has no forward_sequence_padded"):
+        R.MeanOverWords(PackedOnly()).forward_padded(ids)
 
 
 def test_downsampled_pools_before_the_encoder() -> None:

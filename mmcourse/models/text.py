@@ -97,9 +97,18 @@ class BagOfWordsEncoder(nn.Module):
         return self.embedding(ids)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        vectors = self.forward_sequence(ids)
+        check_ids(ids, self.vocab_size)
+        return self.forward_padded(ids)
+
+    def forward_sequence_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward_sequence`` without the id check (for ``torch.export``)."""
+        return self.embedding(ids)
+
+    def forward_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward`` without the id check: the same vectors, with no Python decision on
+        tensor values (what ``torch.export`` needs). ``ids`` must be valid and right-padded."""
         real = (ids != self.pad_id).unsqueeze(-1).float()
-        return (vectors * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
+        return (self.embedding(ids) * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
 
 
 class RNNTextEncoder(nn.Module):
@@ -164,6 +173,49 @@ class RNNTextEncoder(nn.Module):
             return torch.cat([hidden[-2], hidden[-1]], dim=-1)
         return hidden[-1]
 
+    def forward_sequence_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward_sequence`` without the id check and without packing, for ``torch.export``
+        (no Python decision on tensor values). ``ids`` must be valid and right-padded.
+
+        The RNN runs over the whole padded batch: a forward direction's state at a real
+        token has not read the padding after it. A backward direction must start at each
+        text's *last* token, so it runs a second time on a copy with the padding moved to
+        the front (it then reads the padding last) and its states are shifted back. That
+        trick holds for one layer; a stacked bidirectional RNN gets a ``ValueError`` (its
+        second layer would mix the two copies)."""
+        if self.rnn.bidirectional and self.rnn.num_layers > 1:
+            raise ValueError(
+                "forward_sequence_padded handles a bidirectional RNN of one layer only, got "
+                f"{self.rnn.num_layers} layers; use forward_sequence (packed) instead"
+            )
+        steps = torch.arange(ids.shape[1], device=ids.device)
+        lengths = ids_to_lengths(ids, self.pad_id)
+        inside = (steps[None] < lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
+        outputs, _ = self.rnn(self.embedding(ids))
+        if self.rnn.bidirectional:
+            hidden = self.rnn.hidden_size
+            shift = (ids.shape[1] - lengths)[:, None]  # (B, 1): padding moved to the front
+            source = steps[None] - shift
+            front = ids.gather(1, source.clamp_min(0)).masked_fill(source < 0, self.pad_id)
+            backward, _ = self.rnn(self.embedding(front))
+            back_at = (steps[None] + shift).clamp_max(ids.shape[1] - 1)
+            backward = backward[..., hidden:].gather(
+                1, back_at.unsqueeze(-1).expand(-1, -1, hidden)
+            )
+            outputs = torch.cat([outputs[..., :hidden], backward], dim=-1)
+        return outputs * inside
+
+    def forward_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward`` computed by :meth:`forward_sequence_padded`, for ``torch.export``: the
+        forward direction read at each text's last real token (and the backward one at its
+        first)."""
+        states = self.forward_sequence_padded(ids)
+        last = _gather_last(states, ids_to_lengths(ids, self.pad_id))
+        if not self.rnn.bidirectional:
+            return last
+        hidden = self.rnn.hidden_size
+        return torch.cat([last[:, :hidden], states[:, 0, hidden:]], dim=-1)
+
 
 class TransformerTextEncoder(nn.Module):
     """A small Transformer encoder: embeddings x sqrt(d) + positions, self-attention layers
@@ -211,6 +263,10 @@ class TransformerTextEncoder(nn.Module):
     def forward_sequence(self, ids: torch.Tensor) -> torch.Tensor:
         """``(B, T, d_model)``: one contextual vector per token."""
         check_ids(ids, self.vocab_size)
+        return self.forward_sequence_padded(ids)
+
+    def forward_sequence_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward_sequence`` without the id check (for ``torch.export``)."""
         x = self.positions(self.embedding(ids) * math.sqrt(self.out_dim))
         mask = ids == self.pad_id
         # A row of padding only would leave attention nothing to look at (NaN); let its first
@@ -219,7 +275,13 @@ class TransformerTextEncoder(nn.Module):
         return self.encoder(x, src_key_padding_mask=mask)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        vectors = self.forward_sequence(ids)
+        check_ids(ids, self.vocab_size)
+        return self.forward_padded(ids)
+
+    def forward_padded(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward`` without the id check: the same vectors, with no Python decision on
+        tensor values (what ``torch.export`` needs). ``ids`` must be valid and right-padded."""
+        vectors = self.forward_sequence_padded(ids)
         real = (ids != self.pad_id).unsqueeze(-1).float()
         return (vectors * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
 
@@ -279,6 +341,11 @@ def last_real_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor
             f"lengths must lie in 1..{outputs.shape[1]} (the T of outputs), got "
             f"{int(lengths.min())}..{int(lengths.max())}"
         )
+    return _gather_last(outputs, lengths)
+
+
+def _gather_last(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """:func:`last_real_step` without its checks (``torch.export`` traces this)."""
     index = (lengths.long() - 1).to(outputs.device)[:, None, None]
     return outputs.gather(1, index.expand(-1, 1, outputs.shape[2])).squeeze(1)
 
