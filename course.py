@@ -9,6 +9,8 @@
                                re-execute notebooks (all by default), store their outputs and
                                record their run times (for course authors)
     python3 course.py lock     record the installed versions in constraints.txt (for authors)
+    python3 course.py student  write the student edition (no worked solutions, no outputs)
+                               into student/notebooks/ (for teachers)
 
 "Set up" makes a virtual environment in .venv/ and installs the course's helper package with
 everything it needs (pyproject.toml), at the exact versions that produced the stored notebook
@@ -144,13 +146,20 @@ def lock(python: Path, extra: list[str]) -> None:
     print(f"Wrote {len(pins)} versions to {CONSTRAINTS.name}.")
 
 
+def student(python: Path, extra: list[str]) -> None:
+    """Write the student edition (scripts/student_edition.py)."""
+    run(python, "scripts/student_edition.py", *extra, env=course_environment(stored_outputs=False))
+
+
 def lab(python: Path, extra: list[str]) -> None:
     env = course_environment(stored_outputs=False)
     run(python, "-m", "jupyter", "lab", "notebooks/00_start_here.ipynb", *extra, env=env)
 
 
 def main(argv: list[str]) -> None:
-    commands = {"setup": None, "test": test, "lab": lab, "store": store, "lock": lock}
+    commands = {
+        "setup": None, "test": test, "lab": lab, "store": store, "lock": lock, "student": student,
+    }  # fmt: skip
     if not argv or argv[0] not in commands:
         sys.exit(__doc__)
     python = setup()

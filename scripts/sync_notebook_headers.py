@@ -5,7 +5,7 @@ Usage:  python scripts/sync_notebook_headers.py [--check] [--root FOLDER]
 The address is written in one place only: ``Repository`` under ``[project.urls]`` in
 pyproject.toml. This script derives from it
 
-- each notebook's "Open in Colab" badge (in its first cell, Markdown),
+- each notebook's "Open in Colab" link (in its first cell, Markdown),
 - the ``!git clone`` line of each notebook's Colab set-up cell (its second cell),
 - the Colab links and the set-up cell's clone line in README.md and CONTRIBUTING.md.
 
@@ -27,10 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BRANCH = "main"  # the branch Colab opens the notebooks from
 DOCS = ("README.md", "CONTRIBUTING.md")
-BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 GITHUB_URL = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?")
-BADGE = re.compile(r"(\[!\[Open In Colab\]\(" + re.escape(BADGE_IMAGE) + r"\)\]\()([^)\s]*)(\))")
+# A text link, not Colab's badge image: the image would be fetched from the internet and shows
+# broken offline (JupyterLab in a classroom without network, the book opened from disk).
+BADGE = re.compile(r"(\[Open in Colab\]\()([^)\s]*)(\))")
 COLAB_PREFIX = re.compile(
     r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/"
 )
@@ -100,7 +101,7 @@ def sync_notebook(path: Path, url: str, root: Path = ROOT) -> tuple[str, list[st
     if not cells or cells[0]["cell_type"] != "markdown":
         problems.append("the first cell is not the Markdown title cell")
     elif not _substitute(cells[0], BADGE, rf"\g<1>{badge_url}\g<3>"):
-        problems.append("the first cell has no 'Open In Colab' badge")
+        problems.append("the first cell has no '[Open in Colab](...)' link")
     if len(cells) < 2 or cells[1]["cell_type"] != "code":
         problems.append("the second cell is not the Colab set-up cell")
     elif not _substitute(cells[1], CLONE, rf"\g<1>{url}\g<3>"):
