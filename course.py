@@ -9,6 +9,7 @@
                                re-execute notebooks (all by default), store their outputs and
                                record their run times (for course authors)
     python3 course.py lock     record the installed versions in constraints.txt (for authors)
+    python3 course.py book     build the course's book into book/_build/html/ (opens offline)
     python3 course.py student  write the student edition (no worked solutions, no outputs)
                                into student/notebooks/ (for teachers)
 
@@ -35,7 +36,7 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".setup-stamp"
 CONSTRAINTS = ROOT / "constraints.txt"
 MIN_PYTHON = (3, 10)
-INSTALL_TARGET = ".[lab,test]"  # the package, editable, with every extra
+INSTALL_TARGET = ".[lab,book,test]"  # the package, editable, with every extra
 
 sys.path.insert(0, str(ROOT))
 from mmcourse import portable  # noqa: E402 -- standard library only, found beside this file
@@ -146,6 +147,11 @@ def lock(python: Path, extra: list[str]) -> None:
     print(f"Wrote {len(pins)} versions to {CONSTRAINTS.name}.")
 
 
+def book(python: Path, extra: list[str]) -> None:
+    """Build the book (scripts/build_book.py) from the stored outputs; nothing is executed."""
+    run(python, "scripts/build_book.py", *extra, env=course_environment(stored_outputs=False))
+
+
 def student(python: Path, extra: list[str]) -> None:
     """Write the student edition (scripts/student_edition.py)."""
     run(python, "scripts/student_edition.py", *extra, env=course_environment(stored_outputs=False))
@@ -158,7 +164,8 @@ def lab(python: Path, extra: list[str]) -> None:
 
 def main(argv: list[str]) -> None:
     commands = {
-        "setup": None, "test": test, "lab": lab, "store": store, "lock": lock, "student": student,
+        "setup": None, "test": test, "lab": lab, "store": store, "lock": lock, "book": book,
+        "student": student,
     }  # fmt: skip
     if not argv or argv[0] not in commands:
         sys.exit(__doc__)

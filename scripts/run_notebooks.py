@@ -22,7 +22,7 @@ the default tolerance allows, a tolerance of its own (twice the largest move see
 metadata. tests/notebook_modes.py explains how the tests use them.
 
 Run times go to ``notebooks/run_times.json``; every ``<!-- run-time:NN -->...<!-- /run-time -->``
-in README.md and in the notebooks' Markdown is rewritten from it, so no stated time can drift
+in README.md, the teacher's guide (book/teachers_guide.md) and the notebooks' Markdown is rewritten from it, so no stated time can drift
 from a measured one (tests/test_run_times.py checks that they agree).
 """
 
@@ -186,11 +186,11 @@ def rewrite_tables() -> list[Path]:
         return f"<!-- run-time:{number} -->{format_time(times[number])}<!-- /run-time -->"
 
     changed = []
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if MARKER.sub(fill, text) != text:
-        readme.write_text(MARKER.sub(fill, text))
-        changed.append(readme)
+    for page in (ROOT / "README.md", ROOT / "book" / "teachers_guide.md"):
+        text = page.read_text()
+        if MARKER.sub(fill, text) != text:
+            page.write_text(MARKER.sub(fill, text))
+            changed.append(page)
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         touched = False

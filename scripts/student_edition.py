@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 DEFAULT_OUT = ROOT / "student" / "notebooks"
 SOLUTION_TAG = "solution"
+EXERCISES = re.compile(r"^## Exercises\s*$", flags=re.M)
+"""The heading of a chapter's exercises (alone in its cell, or after the Summary)."""
 NOTE = (
     "*Student edition: the worked solutions are left out of this copy. Each exercise's "
     "self-check still says whether your answer is right, and why not when it is not.*"
@@ -89,13 +92,13 @@ def names_only_solutions_define(notebook: nbformat.NotebookNode) -> list[str]:
 
 def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A student copy of ``notebook`` (the original is not changed): no solution cells, no
-    outputs, and :data:`NOTE` at the top of the Exercises section."""
+    outputs, and :data:`NOTE` right after the cell with the Exercises heading."""
     copy = nbformat.from_dict(notebook)
     remover = TagRemovePreprocessor(remove_cell_tags={SOLUTION_TAG}, enabled=True)
     copy, _ = remover.preprocess(copy, {})
     copy, _ = ClearOutputPreprocessor().preprocess(copy, {})
     for index, cell in enumerate(copy.cells):
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Exercises"):
+        if cell.cell_type == "markdown" and EXERCISES.search(cell.source):
             copy.cells.insert(index + 1, nbformat.v4.new_markdown_cell(NOTE))
             copy.cells[index + 1].pop("id", None)
             copy.cells[index + 1]["id"] = "student-edition-note"

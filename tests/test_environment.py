@@ -51,7 +51,8 @@ def test_environment_yml_lists_the_same_packages_as_pyproject() -> None:
 
 def test_course_packages_are_declared() -> None:
     groups = pyproject_groups()
-    assert set(groups) == {"learner", "lab", "test"}
+    assert set(groups) == {"learner", "lab", "book", "test"}
+    assert set(groups["book"]) == {"jupyter-book"}
     learner = {"torch", "torchvision", "ipywidgets", "matplotlib", "seaborn", "tqdm"}
     assert learner | {"scikit-learn", "sacrebleu"} <= set(groups["learner"])
     assert "jupyterlab" in groups["lab"]
