@@ -439,3 +439,41 @@ def beam_search(
     log_probs = torch.tensor([hypothesis.log_prob for hypothesis in best], device=images.device)
     scores = torch.tensor([hypothesis.score for hypothesis in best], device=images.device)
     return BeamSearchResult(tokens, log_probs, scores)
+
+
+class Candidate(NamedTuple):
+    """One finished (or cut) sequence of a beam, as :func:`beam_candidates` lists them."""
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+
+
+@torch.no_grad()
+def beam_candidates(
+    model: StepModel,
+    image: torch.Tensor,
+    max_len: int,
+    beam_width: int = 3,
+    length_penalty: float = 0.0,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+) -> list[Candidate]:
+    """Every candidate :func:`beam_search` weighs for one input, best first: the sequences
+    that ended with ``<eos>`` while the beam ran (and those cut at ``max_len``), each with its
+    log-probability and length-normalised score. The first is what :func:`beam_search`
+    returns; the others are the beam's alternatives. ``image`` is a batch of one,
+    ``(1, C, H, W)``; tokens exclude ``<bos>`` and include ``<eos>``.
+
+    With ``length_penalty=0`` the search stops as soon as no live hypothesis can win, so
+    fewer alternatives may be listed than with a penalty, which runs the beam to the end.
+    """
+    _check_decode_args(model, image, max_len, eos_id, PAD_ID)
+    _check_beam_args(beam_width, length_penalty, False)
+    if image.shape[0] != 1:
+        raise ValueError(f"beam_candidates takes one input (a batch of 1), got {image.shape[0]}")
+    with _eval_mode(model):
+        found = _run_beams(model, image, max_len, beam_width, length_penalty, bos_id, eos_id)[0]
+    # sorted is stable: equal scores keep the order they were found in, as beam_search does
+    ranked = sorted(found, key=lambda hypothesis: hypothesis.score, reverse=True)
+    return [Candidate(h.tokens, h.log_prob, h.score) for h in ranked]

@@ -19,6 +19,7 @@ from torch import nn
 from mmcourse.decode import (
     BeamSearchResult,
     StepModel,
+    beam_candidates,
     beam_search,
     greedy_decode,
     length_normalised_score,
@@ -670,3 +671,49 @@ def test_beam_search_checks_what_step_returns() -> None:
         beam_search(Returns(lambda n: torch.zeros(n, V, dtype=torch.long)), rows(2), 3)
     with pytest.raises(ValueError, match="log_softmax of model.step's logits"):
         beam_search(Returns(lambda n: torch.full((n, V), -math.inf)), rows(2), 3)
+
+
+# ---------------------------------------------------------------- the beam's alternatives
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_candidates_of_an_exhaustive_beam_are_every_answer_ranked(alpha: float) -> None:
+    """A beam wide enough to hold every sequence, with a length penalty (so it runs to the
+    end), lists every possible answer once, each with its chain-rule log-probability, best
+    first; the first is beam_search's answer."""
+    logits_of = random_table(0)
+    model = PrefixModel(logits_of)
+    for row in range(3):
+        image = rows(3)[row : row + 1]
+        candidates = beam_candidates(
+            model, image, TOY_LEN, beam_width=TOY_V**TOY_LEN, length_penalty=max(alpha, 1e-9)
+        )
+        answers = every_answer(TOY_V, TOY_LEN)
+        assert sorted(tuple(c.tokens) for c in candidates) == sorted(answers)
+        for candidate in candidates:
+            expected = sequence_log_prob(logits_of, row, tuple(candidate.tokens))
+            assert candidate.log_prob == pytest.approx(expected, rel=1e-5)
+        scores = [c.score for c in candidates]
+        assert scores == sorted(scores, reverse=True)
+        best = beam_search(
+            model, image, TOY_LEN, beam_width=TOY_V**TOY_LEN, length_penalty=max(alpha, 1e-9)
+        )
+        assert unpadded(best[0].tolist()) == tuple(candidates[0].tokens)
+
+
+def test_beam_candidates_of_a_small_beam_by_hand() -> None:
+    """Width 2 on a hand-written tree: A D <eos> (0.5 * 0.9) and B <eos> (0.3) finish; A
+    <eos> (0.05) never enters a beam of two."""
+    model = PrefixModel(
+        tree(
+            ((), {A: 0.5, B: 0.3, C: 0.2}),
+            ((A,), {EOS_ID: 0.1, D: 0.9}),
+        )
+    )
+    candidates = beam_candidates(model, rows(1), max_len=3, beam_width=2, length_penalty=0.5)
+    assert [tuple(c.tokens) for c in candidates] == [(A, D, EOS_ID), (B, EOS_ID)]
+    assert candidates[0].log_prob == pytest.approx(math.log(0.45))
+    assert candidates[1].score == pytest.approx(math.log(0.3) / 2**0.5)
+
+
+def test_beam_candidates_takes_one_input() -> None:
+    with pytest.raises(ValueError, match="one input \\(a batch of 1\\), got 3"):
+        beam_candidates(PrefixModel(random_table(0)), rows(3), TOY_LEN)

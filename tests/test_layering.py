@@ -32,7 +32,7 @@ LAYERS = {
         "deploy",
         "casestudy.*",
     ],
-    6: ["checks.*"],
+    6: ["checks.*", "explorers.*"],
 }
 """Layer of each module, as in CONTRIBUTING.md's picture (``data.*``: the whole sub-package)."""
 

@@ -27,6 +27,7 @@ the limit (the slot head on the same features: digit 0.96, thickness 0.88).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,7 @@ from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
 from mmcourse.train import History, fit
-from mmcourse.vocab import BOS, EOS, Vocabulary, tokenize
+from mmcourse.vocab import BOS, BOS_ID, EOS, Vocabulary, tokenize
 
 __all__ = [
     "DECODERS",
@@ -283,6 +284,29 @@ def train_decoder(
 
 
 @torch.no_grad()
+def attention_for(model: nn.Module, image: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
+    """Where each word of a given caption looked: feed ``tokens`` (the generated words, no
+    ``<bos>``, e.g. a beam search's answer) to the decoder one by one, as when it wrote them,
+    and keep its attention over the regions at each step, ``(len(tokens), regions)``.
+    ``image`` is one canvas ``(1, 1, 64, 64)``; the model must keep ``state.attention``."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be one canvas of shape (1, 1, 64, 64), got {shape}")
+    if isinstance(tokens, str) or len(tokens) == 0:
+        raise ValueError("tokens must be a non-empty list of token ids")
+    model.eval()
+    with torch.no_grad():
+        state = model.init_state(image)
+        if not hasattr(state, "attention"):
+            raise ValueError(f"{type(model).__name__} keeps no attention weights to show")
+        fed = [BOS_ID, *tokens[:-1]]  # the word before each generated one
+        weights = []
+        for token in fed:
+            _, state = model.step(torch.tensor([int(token)]), state)
+            weights.append(state.attention[0])
+    return torch.stack(weights)
+
+
 def caption_with_attention(
     model: nn.Module, image: torch.Tensor, vocab: Vocabulary, max_len: int = MAX_CAPTION_LEN
 ) -> tuple[list[str], torch.Tensor]:

@@ -525,15 +525,38 @@ def render_layout(
     low, high = CENTER_Y_RANGE
     center_y = low + torch.rand(n, MAX_DIGITS, generator=generator) * (high - low)
     center_x = torch.tensor(SLOT_X)[None, :] + jitter_x
+    centers = torch.stack([center_x, center_y], dim=-1)
+    centers[~present] = float("nan")
+    return compose(layout, pool_images[source.clamp_min(0)], centers), centers, source
+
+
+def compose(layout: Layout, digits: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Draw canvases from what :func:`render_layout` chose, with no randomness left: uint8
+    ``(N, 64, 64)`` for ``layout``, the MNIST ``digits`` ``(N, 3, 28, 28)`` of each slot and
+    their ``centers`` ``(N, 3, 2)`` (ignored where a slot is empty). Change a digit's size,
+    thickness or slant in ``layout`` and the same digit is drawn again, changed, at the same
+    place."""
+    n = len(layout)
+    if digits.dtype != torch.uint8 or digits.shape != (n, MAX_DIGITS, 28, 28):
+        raise ValueError(
+            f"digits must be uint8 ({n}, {MAX_DIGITS}, 28, 28), got {digits.dtype} "
+            f"{tuple(digits.shape)}"
+        )
+    if not centers.is_floating_point() or centers.shape != (n, MAX_DIGITS, 2):
+        raise ValueError(
+            f"centers must be float ({n}, {MAX_DIGITS}, 2), got {tuple(centers.shape)}"
+        )
+    present = layout.digits >= 0
     canvas = torch.zeros(n, CANVAS, CANVAS + 2 * _PAD)
     for slot in range(MAX_DIGITS):
         rows = present[:, slot].nonzero().squeeze(1)
         if len(rows) == 0:
             continue
         left = int(SLOT_X[slot]) - _BAND_W // 2  # band's first column, in canvas pixels
-        offset = torch.stack([center_x[rows, slot] - left, center_y[rows, slot] - _BAND_TOP], dim=1)
+        center_x, center_y = centers[rows, slot, 0], centers[rows, slot, 1]
+        offset = torch.stack([center_x - left, center_y - _BAND_TOP], dim=1)
         drawn = render_digits(
-            pool_images[source[rows, slot]],
+            digits[rows, slot],
             torch.tensor(SCALES)[layout.size[rows, slot]],
             torch.tensor(SHEARS)[layout.slant[rows, slot]],
             layout.thickness[rows, slot],
@@ -542,10 +565,7 @@ def render_layout(
         cols = slice(left + _PAD, left + _PAD + _BAND_W)
         band = canvas[rows, _BAND_TOP : _BAND_TOP + _BAND_H, cols]
         canvas[rows, _BAND_TOP : _BAND_TOP + _BAND_H, cols] = torch.maximum(band, drawn)
-    images = (canvas[:, :, _PAD : _PAD + CANVAS].clamp(0, 1) * 255).round().to(torch.uint8)
-    centers = torch.stack([center_x, center_y], dim=-1)
-    centers[~present] = float("nan")
-    return images, centers, source
+    return (canvas[:, :, _PAD : _PAD + CANVAS].clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 # --------------------------------------------------------------------------- language

@@ -1,0 +1,17 @@
+"""Interactive explorers: ipywidgets controls around a picture, one explorer per idea.
+
+- :class:`~mmcourse.explorers.shared_space.SharedSpaceExplorer` (chapter 01): drag the
+  temperature of a contrastive loss and watch the shared space it trained change;
+- :class:`~mmcourse.explorers.fusion.FusionExplorer` (chapter 06): pick a fusion, a canvas
+  and a question; see the answer and, for cross-attention, where it looked;
+- :class:`~mmcourse.explorers.captions.CaptionExplorer` (chapter 10): change a digit's size,
+  thickness or slant, see the caption, the beam's alternatives and each word's attention;
+- :class:`~mmcourse.explorers.retrieval.RetrievalExplorer` (chapter 11): type a query, see
+  the best canvases; pick a digit, see its zero-shot scores.
+
+Each explorer keeps its logic in plain methods (``state(...)`` computes what is shown,
+``draw(...)`` draws it), which the tests call without a browser; ``widget()`` only wires
+controls to ``draw``. Where widgets cannot run (a notebook read without a kernel, nbval, the
+book's static pages) an explorer shows a picture of its starting state and one sentence
+(:class:`~mmcourse.explorers._base.Explorer`).
+"""

@@ -1,0 +1,110 @@
+"""What every explorer shares: controls wired to a drawing, and a static picture as fallback.
+
+An explorer subclasses :class:`Explorer` and implements two methods:
+
+- ``controls()`` -- the ipywidgets controls, by name, with their starting values;
+- ``draw(**values)`` -- a new matplotlib ``Figure`` for those values (the control names are
+  the keyword arguments).
+
+``widget()`` lays the controls out above an ``Output`` and redraws into it whenever a control
+changes. Displaying the explorer itself (the last line of a cell) gives a bundle with three
+representations, and each front end shows the richest it can: the live widget (JupyterLab,
+Colab; the book, from the widget state stored with the notebook), else a PNG of the starting
+state (a notebook viewer without widgets), else one sentence (``text/plain``: what nbval
+compares, so a stored notebook's text never depends on a widget's random id).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as widgets
+from IPython.display import Image, display
+from matplotlib.figure import Figure
+
+FIGURE_DPI = 80
+"""Resolution of every explorer picture: small PNGs redraw fast and keep notebooks light."""
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes (no pyplot involved, so nothing is shown twice)."""
+    if not isinstance(figure, Figure):
+        raise TypeError(f"draw() must return a matplotlib Figure, got {type(figure).__name__}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    return buffer.getvalue()
+
+
+class Explorer(ABC):
+    """Controls around a picture; see the module's docstring. Subclasses set ``title`` and
+    ``sentence`` (what it shows, for the text fallback) and implement ``controls`` and
+    ``draw``."""
+
+    title: str = "Explorer"
+    sentence: str = ""
+
+    @abstractmethod
+    def controls(self) -> dict[str, widgets.ValueWidget]:
+        """New controls, by the names ``draw`` takes, at their starting values."""
+
+    @abstractmethod
+    def draw(self, **values: Any) -> Figure:
+        """A new figure for these control values."""
+
+    def start_values(self) -> dict[str, Any]:
+        """The controls' starting values, by name."""
+        return {name: control.value for name, control in self.controls().items()}
+
+    def picture(self, **values: Any) -> bytes:
+        """PNG bytes of ``draw(**values)``."""
+        return figure_png(self.draw(**values))
+
+    def response_seconds(self, values: Mapping[str, Any]) -> float:
+        """Seconds from a change of the controls to its new picture (computing and drawing
+        ``draw(**values)`` and making the PNG), as the widget does it."""
+        start = time.perf_counter()
+        self.picture(**dict(values))
+        return time.perf_counter() - start
+
+    def widget(self) -> widgets.VBox:
+        """The live explorer: the controls in a row above the picture, redrawn on change."""
+        return self._build()[0]
+
+    def _build(self) -> tuple[widgets.VBox, bytes]:
+        """The widget and the PNG of its starting state."""
+        controls = self.controls()
+        output = widgets.Output()
+
+        def redraw(_: object = None) -> bytes:
+            png = self.picture(**{name: c.value for name, c in controls.items()})
+            with output:
+                output.clear_output(wait=True)
+                display(Image(data=png, format="png"))
+            return png
+
+        for control in controls.values():
+            control.observe(redraw, names="value")
+        start = redraw()
+        row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        return widgets.VBox([row, output]), start
+
+    def fallback_text(self) -> str:
+        return (
+            f"{self.title}: {self.sentence} It is interactive where widgets run (JupyterLab, "
+            "Colab); here it shows its starting state."
+        )
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        box, start = self._build()
+        bundle = dict(box._repr_mimebundle_())
+        bundle["image/png"] = base64.b64encode(start).decode()
+        bundle["text/plain"] = self.fallback_text()
+        return bundle
+
+    def __repr__(self) -> str:
+        return self.fallback_text()
