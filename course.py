@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -94,7 +95,27 @@ def setup() -> Path:
         )
         run(python, "-m", "pip", "install", "-e", INSTALL_TARGET)
     STAMP.write_text(wanted_stamp())
+    fetch_book_scripts(python)
     return python
+
+
+def fetch_book_scripts(python: Path) -> None:
+    """Fetch the scripts the book's pages load (MathJax, require.js, the widget manager) from
+    the npm registry, once, after an install, so that building the book later needs no
+    network. Without npm or a network the course still works; only the book cannot be built
+    until they are fetched (`python3 course.py book` tries again; its tests say so)."""
+    cache = ROOT / "book" / "_build" / "npm"
+    if cache.is_dir() and len(list(cache.glob("*.tgz"))) >= 3:  # build_book.ASSETS: three packs
+        return
+    if shutil.which("npm") is None:
+        print("npm is not installed: the book's scripts were not fetched (python3 course.py book "
+              "needs them; everything else works).")  # fmt: skip
+        return
+    try:
+        run(python, "scripts/build_book.py", "--fetch")
+    except subprocess.CalledProcessError:
+        print("Could not fetch the book's scripts from the npm registry; the book cannot be "
+              "built until they are (everything else works).")  # fmt: skip
 
 
 def course_environment(stored_outputs: bool) -> dict[str, str]:

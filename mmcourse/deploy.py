@@ -287,8 +287,9 @@ class TextTower(nn.Module):
     """``forward(ids)`` = ``model.encode_text(ids)`` for valid, right-padded ids, computed by
     the text encoder's ``forward_padded``: no id check and no packing by length, the two
     Python decisions on tensor *values* that ``torch.export`` cannot trace. A recurrent
-    encoder runs over the padding instead and reads each text where it ends (see
-    :meth:`~mmcourse.models.text.RNNTextEncoder.forward_sequence_padded`)."""
+    encoder runs over the padding instead and uses only the real positions: its state at
+    each text's last word, or (``MeanOverWords``) the mean of its states over the real words
+    (see :meth:`~mmcourse.models.text.RNNTextEncoder.forward_sequence_padded`)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -297,8 +298,9 @@ class TextTower(nn.Module):
             getattr(model, "text_projection", None), nn.Module
         ):
             raise ValueError(
-                "model must be a DualEncoder whose text_encoder offers forward_padded (the "
-                f"course's bow, lstm, gru and transformer encoders do); got {type(model).__name__}"
+                "model must be a DualEncoder whose text_encoder offers forward_padded (every "
+                "text tower of the course does: bow, lstm, gru, transformer and the mean-pooled "
+                f"GRUs); got {type(model).__name__}"
             )
         self.model = model
 
@@ -336,7 +338,7 @@ class ExportedTextTower:
         return self.run(padded)
 
 
-def export_text_tower(model: nn.Module, length: int = 32) -> ExportedTextTower:
+def export_text_tower(model: nn.Module, length: int = 48) -> ExportedTextTower:
     """Export a :class:`~mmcourse.models.dual.DualEncoder`'s ``encode_text`` (through
     :class:`TextTower`): ids ``(B, length)`` -> unit embeddings ``(B, embed_dim)``, any batch
     size, texts padded to ``length`` tokens (the returned :class:`ExportedTextTower` checks

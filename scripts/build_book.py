@@ -180,9 +180,21 @@ def build(source: Path = STAGE, html: Path = HTML) -> float:
     return time.perf_counter() - start
 
 
+def assets_cached(cache: Path = NPM_CACHE) -> bool:
+    """Whether every npm pack the book needs is in ``cache`` already."""
+    return all((cache / tarball_name(spec)).is_file() for spec in ASSETS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--fetch", action="store_true", help="only fetch the npm packs (course.py setup does)"
+    )
+    args = parser.parse_args(argv)
+    if args.fetch:
+        fetch_assets()
+        print(f"the book's scripts are in {NPM_CACHE}")
+        return 0
     seconds = build(stage())
     size = sum(p.stat().st_size for p in HTML.rglob("*") if p.is_file())
     print(f"built the book in {seconds:.0f} s: {HTML / 'index.html'} ({size / 1e6:.1f} MB)")

@@ -97,6 +97,7 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     remover = TagRemovePreprocessor(remove_cell_tags={SOLUTION_TAG}, enabled=True)
     copy, _ = remover.preprocess(copy, {})
     copy, _ = ClearOutputPreprocessor().preprocess(copy, {})
+    copy.metadata.pop("widgets", None)  # the explorers' saved state (their starting pictures)
     for index, cell in enumerate(copy.cells):
         if cell.cell_type == "markdown" and EXERCISES.search(cell.source):
             copy.cells.insert(index + 1, nbformat.v4.new_markdown_cell(NOTE))

@@ -14,15 +14,28 @@ os.environ["MMCOURSE_OFFLINE"] = "1"  # load_mnist never downloads in tests
 REPO = Path(__file__).resolve().parents[1]
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+"""Connections to this machine itself stay allowed (the browser test's JupyterLab server)."""
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a network connection in a test fails loudly."""
+    """Any attempt to open a network connection in a test fails loudly (except to this
+    machine's own loopback address)."""
+    connect, create_connection = socket.socket.connect, socket.create_connection
 
-    def guard(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("tests must not use the network")
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        if isinstance(address, tuple) and address[0] in LOOPBACK:
+            return connect(self, address)
+        raise RuntimeError(f"tests must not use the network (tried {address!r})")
 
-    monkeypatch.setattr(socket.socket, "connect", guard)
-    monkeypatch.setattr(socket, "create_connection", guard)
+    def guarded_create(address: tuple, *args: object, **kwargs: object) -> socket.socket:
+        if address[0] in LOOPBACK:
+            return create_connection(address, *args, **kwargs)
+        raise RuntimeError(f"tests must not use the network (tried {address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "create_connection", guarded_create)
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +76,23 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The course's book, built once per session into a temporary folder (tests/test_book.py,
+    tests/test_browser.py); skipped where the npm packs it needs are missing."""
+    import build_book  # scripts/ is on pytest's pythonpath
+
+    if not build_book.assets_cached():
+        pytest.skip(
+            "the book needs MathJax, require.js and the widget manager, which `python3 "
+            "course.py setup` fetches from the npm registry (with npm, online) into "
+            "book/_build/npm/; they are not there, and tests never download"
+        )
+    folder = tmp_path_factory.mktemp("book")
+    source = build_book.stage(folder / "src")
+    html = folder / "_build" / "html"
+    seconds = build_book.build(source, html)
+    print(f"the book built in {seconds:.1f} s")
+    return html

@@ -3,22 +3,20 @@ its table of contents is the course map, and its pages load nothing from the int
 scripts and styles come from files beside them, so the book works opened from disk offline.
 
 The build runs once per session (about 10-20 s) into a temporary folder. It needs the npm
-packs of MathJax, require.js and the widget manager: fetched once with npm (from the npm
-registry) into book/_build/npm/; where neither npm nor those packs exist, the build tests are
+packs of MathJax, require.js and the widget manager, which `python3 course.py setup` fetches
+into book/_build/npm/ (tests never download); where they are missing, the build tests are
 skipped with that reason. (A real browser opens the built book in tests/test_browser.py.)
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import build_book  # scripts/ is on pytest's pythonpath
 import nbformat
-import pytest
 import yaml
 
 from mmcourse.chapters import CHAPTERS
@@ -92,25 +90,6 @@ def page_links(path: Path) -> Links:
     parser = Links()
     parser.feed(path.read_text(encoding="utf-8"))
     return parser
-
-
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cached = all(
-        (build_book.NPM_CACHE / build_book.tarball_name(spec)).is_file()
-        for spec in build_book.ASSETS
-    )
-    if not cached and shutil.which("npm") is None:
-        pytest.skip(
-            "the book needs MathJax, require.js and the widget manager from the npm registry; "
-            "npm is not installed and book/_build/npm/ holds no packs"
-        )
-    folder = tmp_path_factory.mktemp("book")
-    source = build_book.stage(folder / "src")
-    html = folder / "_build" / "html"
-    seconds = build_book.build(source, html)
-    print(f"the book built in {seconds:.1f} s")
-    return html
 
 
 def test_every_chapter_and_page_is_built(built_book: Path) -> None:

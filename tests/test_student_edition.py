@@ -48,6 +48,7 @@ def test_a_chapter_loses_its_solutions_and_outputs_and_nothing_else(
         assert solutions, f"{chapter.name} has exercises but no worked solution to remove"
         checks = sum(bool(CHECK_CALL.search(c.source)) for c in student.cells)
         assert checks >= len(solutions), "each exercise keeps its self-check for the learner"
+    assert "widgets" not in student.metadata, "the explorers' saved state (their pictures) stays"
     nbformat.validate(student)
 
 

@@ -11,7 +11,9 @@
 
 Each explorer keeps its logic in plain methods (``state(...)`` computes what is shown,
 ``draw(...)`` draws it), which the tests call without a browser; ``widget()`` only wires
-controls to ``draw``. Where widgets cannot run (a notebook read without a kernel, nbval, the
-book's static pages) an explorer shows a picture of its starting state and one sentence
+controls to ``draw``. The controls respond once the explorer's cell has run in a live kernel
+(JupyterLab; Colab is not tested). In the book, or a stored notebook that has not been run, the
+saved widget shows the controls and the starting picture, and moving them changes nothing; a
+viewer without widgets shows the starting picture, and plain text one sentence
 (:class:`~mmcourse.explorers._base.Explorer`).
 """

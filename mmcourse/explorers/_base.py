@@ -6,12 +6,13 @@ An explorer subclasses :class:`Explorer` and implements two methods:
 - ``draw(**values)`` -- a new matplotlib ``Figure`` for those values (the control names are
   the keyword arguments).
 
-``widget()`` lays the controls out above an ``Output`` and redraws into it whenever a control
-changes. Displaying the explorer itself (the last line of a cell) gives a bundle with three
-representations, and each front end shows the richest it can: the live widget (JupyterLab,
-Colab; the book, from the widget state stored with the notebook), else a PNG of the starting
-state (a notebook viewer without widgets), else one sentence (``text/plain``: what nbval
-compares, so a stored notebook's text never depends on a widget's random id).
+``widget()`` lays the controls out above the picture (an ``ipywidgets.Image``) and redraws it
+whenever a control changes. Displaying the explorer itself (the last line of a cell) gives a bundle with three
+representations, and each front end shows the richest it can: the widget (live in a running
+kernel; in the book or an unrun stored notebook, drawn from the saved widget state, with
+controls that change nothing), else a PNG of the starting state (a viewer without widgets),
+else one sentence (``text/plain``: what nbval compares, so a stored notebook's text never
+depends on a widget's random id).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
-from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 FIGURE_DPI = 80
@@ -76,27 +76,28 @@ class Explorer(ABC):
         return self._build()[0]
 
     def _build(self) -> tuple[widgets.VBox, bytes]:
-        """The widget and the PNG of its starting state."""
-        controls = self.controls()
-        output = widgets.Output()
+        """The widget and the PNG of its starting state.
 
-        def redraw(_: object = None) -> bytes:
-            png = self.picture(**{name: c.value for name, c in controls.items()})
-            with output:
-                output.clear_output(wait=True)
-                display(Image(data=png, format="png"))
-            return png
+        The picture is an ``ipywidgets.Image`` whose value is replaced on every change: no
+        output is displayed from a callback, so nothing but the cell's own result reaches a
+        notebook runner (nbval, which knows no widgets, would otherwise see the pictures as
+        extra outputs), and the stored widget state holds the starting picture."""
+        controls = self.controls()
+        start = self.picture(**{name: c.value for name, c in controls.items()})
+        image = widgets.Image(value=start, format="png")
+
+        def redraw(_: object = None) -> None:
+            image.value = self.picture(**{name: c.value for name, c in controls.items()})
 
         for control in controls.values():
             control.observe(redraw, names="value")
-        start = redraw()
         row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        return widgets.VBox([row, output]), start
+        return widgets.VBox([row, image]), start
 
     def fallback_text(self) -> str:
         return (
-            f"{self.title}: {self.sentence} It is interactive where widgets run (JupyterLab, "
-            "Colab); here it shows its starting state."
+            f"{self.title}: {self.sentence} It responds once its cell has run in a live "
+            "kernel; here it shows its starting state."
         )
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:

@@ -14,7 +14,10 @@ import textwrap
 from typing import Any
 
 import ipywidgets as widgets
+import matplotlib
+import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -37,10 +40,42 @@ from mmcourse.vocab import EOS, Vocabulary
 
 AS_DRAWN = "as drawn"
 """The choice that leaves an attribute as the dataset drew it."""
-MAX_WORD_MAPS = 16
-"""At most this many words get an attention map (the caption's first ones)."""
+MAX_WORD_MAPS = 24
+"""At most this many words get an attention map (the caption's first ones; two-digit captions
+run to about 20 words)."""
 MAX_BEAM = 5
 ATTRIBUTES = {"size": SIZES, "thickness": THICKNESSES, "slant": SLANTS}
+INFERNO = matplotlib.colormaps["inferno"]
+
+
+def attention_mosaic(
+    image: torch.Tensor, attention: torch.Tensor, columns: int, gap: int = 2, label: int = 14
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The canvas ``(H, W)`` once per word with that word's attention ``(words, regions)`` on
+    top (upsampled bilinearly, coloured 0 to its own maximum, blended as a 55 % overlay), tiled
+    ``columns`` to a row with room for a label above each: an RGB array, and where each label
+    goes (x, y in its pixels)."""
+    height, width = image.shape
+    side = int(round(attention.shape[1] ** 0.5))
+    if side * side != attention.shape[1]:
+        raise ValueError(f"{attention.shape[1]} regions do not form a square grid")
+    up = F.interpolate(
+        attention.view(-1, 1, side, side).float(), size=(height, width), mode="bilinear",
+        align_corners=False,
+    )[:, 0]  # fmt: skip
+    peak = up.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
+    heat = INFERNO((up / peak).clamp(0, 1).numpy())[..., :3]
+    grey = (image.float() / 255.0).numpy()[None, :, :, None].repeat(3, axis=3)
+    tiles = 0.55 * heat + 0.45 * grey
+    rows = math.ceil(len(tiles) / columns)
+    cell_h, cell_w = height + label + gap, width + gap
+    mosaic = np.ones((rows * cell_h, columns * cell_w, 3))
+    places = []
+    for i, tile in enumerate(tiles):
+        top, left = (i // columns) * cell_h + label, (i % columns) * cell_w
+        mosaic[top : top + height, left : left + width] = tile
+        places.append((left + width / 2, top - 1))
+    return mosaic, places
 
 
 class CaptionExplorer(Explorer):
@@ -152,33 +187,29 @@ class CaptionExplorer(Explorer):
         words = state["words"][:MAX_WORD_MAPS]
         columns = 8
         map_rows = math.ceil(len(words) / columns)
-        # A fixed grid, not a constrained layout: laying out 20 panels on every redraw would
-        # cost more than the caption itself.
-        figure = Figure(figsize=(10, 3.0 + 1.4 * map_rows))
-        grid = figure.add_gridspec(1 + map_rows, columns, height_ratios=(2.2,) + (1,) * map_rows)
-        figure.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, hspace=0.3)
-        image_axis = figure.add_subplot(grid[0, :2])
-        text_axis = figure.add_subplot(grid[0, 2:])
+        # Two axes only: the attention maps are tiled into one image, because laying out and
+        # drawing two dozen small axes on every redraw would cost more than the caption itself.
+        figure = Figure(figsize=(10, 3.0 + 1.45 * map_rows))
+        grid = figure.add_gridspec(2, 4, height_ratios=(2.2, 1.45 * map_rows))
+        figure.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, hspace=0.12)
+        image_axis = figure.add_subplot(grid[0, :1])
+        text_axis = figure.add_subplot(grid[0, 1:])
+        maps_axis = figure.add_subplot(grid[1, :])
         image_axis.imshow(state["image"].numpy(), cmap="gray")
         image_axis.set_axis_off()
         note = "" if state["changed"] else f" (no digit on the {slot}: nothing changed)"
         image_axis.set_title(f"canvas {canvas}{note}", fontsize=9)
-        lines = ["true: " + state["truth"], ""]
-        lines += [f"beam of {beam_width}: candidates, best first (probability)"]
+        lines = ["one true caption: " + state["truth"], ""]
+        lines += [f"beam of {beam_width}: up to six candidates, best first (probability)"]
         for rank, (text, probability) in enumerate(state["candidates"][:6], start=1):
-            lines.append(f"{rank}. {text}  ({probability:.3f})")
+            lines.append(f"{rank}. {text}  ({probability:.2g})")
         wrapped = [textwrap.fill(line, 78, subsequent_indent="    ") for line in lines]
         text_axis.text(0, 1, "\n".join(wrapped), va="top", fontsize=8.5, family="monospace")
         text_axis.set_axis_off()
-        side = int(round(state["attention"].shape[1] ** 0.5))
-        up = torch.nn.functional.interpolate(
-            state["attention"][: len(words)].view(-1, 1, side, side).float(),
-            size=state["image"].shape, mode="bilinear", align_corners=False,
-        )[:, 0]  # fmt: skip
-        axes = [figure.add_subplot(grid[1 + i // columns, i % columns]) for i in range(len(words))]
-        for axis, word, weights in zip(axes, words, up):
-            axis.imshow(state["image"].numpy(), cmap="gray")
-            axis.imshow(weights.numpy(), cmap="inferno", alpha=0.55, vmin=0.0)
-            axis.set_title(word if word != EOS else "<eos>", fontsize=8)
-            axis.set_axis_off()
+        mosaic, places = attention_mosaic(state["image"], state["attention"][: len(words)], columns)
+        maps_axis.imshow(mosaic)
+        for word, (x, y) in zip(words, places):
+            label = word if word != EOS else "<eos>"
+            maps_axis.text(x, y, label, ha="center", va="bottom", fontsize=8)
+        maps_axis.set_axis_off()
         return figure

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from mmcourse._validate import check_choice, check_int
 from mmcourse.data.captions import ANSWERS, QUESTION_TYPES, MNISTCaptions
 from mmcourse.explorers._base import Explorer
+from mmcourse.models.introspect import device_of
 from mmcourse.models.vqa import VQAModel
 from mmcourse.vocab import Vocabulary
 
@@ -30,11 +31,12 @@ class FusionExplorer(Explorer):
 
     Args:
         models: trained :class:`~mmcourse.models.vqa.VQAModel` by name, all reading stored
-            regions (chapter 06's ``models``).
+            regions (chapter 06's ``models`` without early fusion, which reads pixels).
         regions: the test canvases' stored regions ``(N, R, D)``.
         data: the test split (canvases and their questions and answers).
         vocab: the question vocabulary the models were trained with.
         grid: the regions' grid ``(h, w)``, ``h * w == R``, to draw attention on the canvas.
+        start: the canvas shown first.
     """
 
     title = "Fusion playground"
@@ -50,6 +52,7 @@ class FusionExplorer(Explorer):
         data: MNISTCaptions,
         vocab: Vocabulary,
         grid: tuple[int, int],
+        start: int = 0,
     ) -> None:
         if not models or not all(isinstance(m, VQAModel) for m in models.values()):
             raise ValueError("models must map names to trained VQAModel instances")
@@ -63,7 +66,9 @@ class FusionExplorer(Explorer):
             raise ValueError(f"got regions of {len(regions)} canvases for {len(data)} canvases")
         if len(grid) != 2 or grid[0] * grid[1] != regions.shape[1]:
             raise ValueError(f"grid {grid} does not hold the {regions.shape[1]} regions")
-        self.models = {name: model.cpu().eval() for name, model in models.items()}
+        check_int(start, "start", minimum=0, maximum=len(data) - 1)
+        self.models = {name: model.eval() for name, model in models.items()}
+        self.start = start
         self.regions, self.data, self.vocab, self.grid = regions, data, vocab, tuple(grid)
         asked = {(kind, question) for qa in data.qa for kind, question, _ in qa}
         self.questions = [
@@ -76,7 +81,7 @@ class FusionExplorer(Explorer):
         return {
             "fusion": widgets.Dropdown(options=names, value=start, description="fusion"),
             "canvas": widgets.IntSlider(
-                value=0, min=0, max=len(self.data) - 1, description="canvas",
+                value=self.start, min=0, max=len(self.data) - 1, description="canvas",
                 continuous_update=False,
             ),
             "question": widgets.Dropdown(
@@ -93,14 +98,15 @@ class FusionExplorer(Explorer):
         check_int(canvas, "canvas", minimum=0, maximum=len(self.data) - 1)
         check_choice(question, "question", tuple(self.questions))
         model = self.models[fusion]
-        ids = torch.tensor([self.vocab.encode(question, add_bos_eos=False)])
-        regions = self.regions[canvas : canvas + 1]
+        device = device_of(model)
+        ids = torch.tensor([self.vocab.encode(question, add_bos_eos=False)], device=device)
+        regions = self.regions[canvas : canvas + 1].to(device)
         with torch.no_grad():
-            probabilities = F.softmax(model(regions, ids), dim=1)[0]
+            probabilities = F.softmax(model(regions, ids), dim=1)[0].cpu()
             attention = None
             if callable(getattr(model.fusion, "attention", None)):
                 text = model.question_encoder(ids)
-                attention = model.fusion.attention(regions, text)[0].view(self.grid)
+                attention = model.fusion.attention(regions, text)[0].view(self.grid).cpu()
         top = probabilities.topk(TOP_ANSWERS)
         truth = {q: a for _, q, a in self.data.qa[canvas]}.get(question)
         answers = [(ANSWERS[i], float(p)) for p, i in zip(top.values, top.indices)]

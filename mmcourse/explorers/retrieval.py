@@ -2,8 +2,9 @@
 
 Type a query: the picture shows the gallery canvases most similar to it (cosine similarity in
 the dual encoder's joint space). Pick an MNIST test digit: the bars show its zero-shot
-probabilities, the softmax of its similarities to the ten digits' descriptions at the model's
-learned temperature. A query with a word the model never saw is answered with the reason,
+probabilities, the softmax of its similarities to the ten class embeddings (the prompt
+ensemble of :func:`~mmcourse.retrieval.zero_shot_weights`, averaged over the views) at the
+temperature the model learned. A query with a word the model never saw is answered with the reason,
 not an error.
 """
 
@@ -57,6 +58,7 @@ class RetrievalExplorer(Explorer):
             raise ValueError(f"labels must have shape ({len(digits)},)")
         self.search = SearchService(model, vocab, gallery)
         self.gallery, self.digits, self.labels, self.query = gallery, digits, labels, query
+        self._zero_shot: dict[int, torch.Tensor] = {}
         self.search.search(query, k=1)  # a bad starting query fails here, clearly
 
     def controls(self) -> dict[str, widgets.ValueWidget]:
@@ -65,7 +67,9 @@ class RetrievalExplorer(Explorer):
                 value=self.query, description="query", continuous_update=False,
                 layout=widgets.Layout(width="420px"),
             ),
-            "k": widgets.IntSlider(value=5, min=1, max=MAX_RESULTS, description="results"),
+            "k": widgets.IntSlider(
+                value=5, min=1, max=MAX_RESULTS, description="results", continuous_update=False
+            ),
             "digit": widgets.IntSlider(
                 value=0, min=0, max=len(self.digits) - 1, description="MNIST digit",
                 continuous_update=False,
@@ -85,15 +89,23 @@ class RetrievalExplorer(Explorer):
         else:
             order = torch.sort(scores, descending=True, stable=True).indices[:k]
             found = [(int(i), float(scores[i])) for i in order]
-        model = self.search.model
-        similarity = zero_shot_scores(model, self.search.vocab, self.digits[digit : digit + 1])
-        probabilities = torch.softmax(similarity[0] * model.logit_scale().detach(), dim=0)
         return {
             "found": found,
             "problem": problem,
-            "probabilities": probabilities,
+            "probabilities": self.zero_shot(digit),
             "label": int(self.labels[digit]),
         }
+
+    def zero_shot(self, digit: int) -> torch.Tensor:
+        """Digit ``digit``'s zero-shot probabilities ``(10,)``, computed once per digit (a new
+        query then redraws without scoring the digit again)."""
+        if digit not in self._zero_shot:
+            model = self.search.model
+            similarity = zero_shot_scores(model, self.search.vocab, self.digits[digit : digit + 1])
+            self._zero_shot[digit] = torch.softmax(
+                similarity[0] * model.logit_scale().detach(), dim=0
+            )
+        return self._zero_shot[digit]
 
     def draw(self, query: str, k: int, digit: int) -> Figure:
         state = self.state(query, k, digit)

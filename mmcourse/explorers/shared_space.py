@@ -3,7 +3,7 @@
 The same tiny model (an MLP for digits, a table of word vectors, both into a plane) is trained
 once per temperature; the slider moves between the trained spaces, so the points move as the
 temperature changes. A second slider follows one test digit: the bars are the probabilities
-``softmax(cos(digit, word) / T)`` that the loss turns its similarities into.
+``softmax(cos(digit, word) / τ)`` that the loss turns its similarities into.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class SharedSpaceExplorer(Explorer):
         start = min(self.temperatures, key=lambda t: abs(t - 0.2))
         return {
             "temperature": widgets.SelectionSlider(
-                options=self.temperatures, value=start, description="temperature",
+                options=self.temperatures, value=start, description="temperature τ",
                 continuous_update=False,
             ),
             "digit": widgets.IntSlider(
@@ -132,7 +132,7 @@ class SharedSpaceExplorer(Explorer):
         space_axis, bars_axis = figure.subplots(1, 2, width_ratios=(1.15, 1))
         joint.plot_shared_space(
             state["points"], self.labels, state["words"], self.words, ax=space_axis,
-            title=f"trained at T = {temperature:g}: test accuracy {state['accuracy']:.3f}",
+            title=f"trained at τ = {temperature:g}: test accuracy {state['accuracy']:.3f}",
         )  # fmt: skip
         x, y = state["points"][digit].tolist()
         space_axis.scatter([x], [y], s=160, facecolor="none", edgecolor="black", linewidth=2)
@@ -140,7 +140,7 @@ class SharedSpaceExplorer(Explorer):
         bars_axis.barh(self.words, state["probabilities"].tolist(), color=colours)
         bars_axis.set_xlim(0, 1)
         bars_axis.invert_yaxis()
-        bars_axis.set_xlabel(f"softmax(cos / {temperature:g})")
+        bars_axis.set_xlabel(f"softmax(cos / {temperature:g}), the probabilities at τ")
         bars_axis.set_title(f"test digit {digit} (a {self.words[state['label']]}, circled)")
         inset = bars_axis.inset_axes((0.72, 0.05, 0.25, 0.25))
         inset.imshow(self.digits[digit].numpy(), cmap="gray_r")

@@ -1,0 +1,259 @@
+"""The course in a real browser: JupyterLab on 127.0.0.1 driven through Playwright in Debian's
+Chromium, and the built book opened from disk with the network blocked.
+
+For each chapter with an explorer: open it in JupyterLab, run all cells, check that the explorer
+renders as a widget (not its text fallback), move one of its controls and wait for its picture
+to change (the time it took is printed), check that the worked solutions are folded until
+opened, and save a screenshot. Then open a page of the book from disk, every request that would
+leave the machine refused and recorded, and check that maths, a figure and a widget render and
+that nothing was requested from outside.
+
+Skipped, with the reason, where Chromium (``apt-get install chromium``; never
+``playwright install``, which downloads a browser) or the ``playwright`` package is missing.
+Screenshots go to ``$MMCOURSE_SCREENSHOTS`` (default ``build/screenshots/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("MMCOURSE_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(os.environ.get("MMCOURSE_SCREENSHOTS", ROOT / "build" / "screenshots"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+RUN_ALL_SECONDS = 420  # the slowest chapter runs in about 3 minutes on 2 cores
+
+# chapter -> the explorer cell's id and how to move one of its controls
+EXPLORERS = {
+    "01_concepts.ipynb": ("shared-space-explorer", "slider"),
+    "06_fusion.ipynb": ("fusion-explorer", ("select", 0, "concat")),
+    "10_decoders_beam_transfer.ipynb": ("caption-explorer", ("select", 2, "thick")),
+    "11_retrieval_zero_shot.ipynb": ("retrieval-explorer", ("text", "a small two")),
+}
+
+try:
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(
+        sync_playwright is None, reason="the playwright package is not installed (test extra)"
+    ),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(),
+        reason=f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def lab_settings(folder: Path) -> None:
+    """JupyterLab user settings for a test: no news or update pop-ups over the page, and every
+    cell kept in the page (no windowing), so any cell can be found."""
+    settings = {
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    }
+    for name, values in settings.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server on 127.0.0.1 serving copies of the chapters; yields its base URL
+    (with the token) and the folder."""
+    work = tmp_path_factory.mktemp("lab")
+    notebooks = work / "notebooks"
+    notebooks.mkdir()
+    for name in EXPLORERS:
+        shutil.copy(ROOT / "notebooks" / name, notebooks / name)
+    lab_settings(work / "settings")
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / "config"))
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(work / "settings")
+    env["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+    log = (work / "lab.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+            "--LabApp.news_url=", "--ServerApp.open_browser=False",
+        ],
+        cwd=notebooks, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (work / "lab.log").read_text()[-3000:]
+                    ) from None
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/{{name}}?token={token}", notebooks
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def cell_index(name: str, cell_id: str) -> int:
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    return next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == cell_id)
+
+
+def solution_indices(name: str) -> list[int]:
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    return [i for i, c in enumerate(notebook.cells) if "solution" in c.metadata.get("tags", [])]
+
+
+def explorer_picture(page: Page, cell: object) -> str:
+    """The ``src`` of the explorer's picture (a blob URL that changes with the picture)."""
+    image = cell.locator("img.widget-image").first
+    image.wait_for(state="visible", timeout=60_000)
+    return image.get_attribute("src") or ""
+
+
+def move_control(cell: object, how: object) -> None:
+    if how == "slider":
+        handle = cell.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight")
+    elif how[0] == "select":
+        cell.locator(".widget-dropdown select").nth(how[1]).select_option(how[2])
+    elif how[0] == "text":
+        box = cell.locator(".widget-text input").first
+        box.fill(how[1])
+        box.press("Enter")
+
+
+@pytest.mark.parametrize("name", list(EXPLORERS), ids=[n[:2] for n in EXPLORERS])
+def test_a_chapter_runs_in_jupyterlab_and_its_explorer_responds(
+    name: str, lab: tuple[str, Path], browser: object
+) -> None:
+    url, _ = lab
+    cell_id, how = EXPLORERS[name]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url.format(name=name))
+        page.locator(".jp-NotebookPanel .jp-Notebook").wait_for(timeout=120_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            state="attached", timeout=120_000
+        )
+        # the solutions are folded when the chapter opens
+        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+        for index in solution_indices(name):
+            assert cells.nth(index).locator(".jp-InputPlaceholder").count() == 1, (
+                f"{name}: solution cell {index} is not folded"
+            )
+        page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
+        page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
+        explorer = cells.nth(cell_index(name, cell_id))
+        explorer.locator(".widget-vbox").first.wait_for(timeout=RUN_ALL_SECONDS * 1000)
+        text = explorer.locator(".jp-OutputArea-output").first.inner_text()
+        assert "here it shows its starting state" not in text, "the text fallback rendered"
+        before = explorer_picture(page, explorer)
+        start = time.perf_counter()
+        move_control(explorer, how)
+        page.wait_for_function(
+            "([cell, before]) => { const img = cell.querySelector('img.widget-image');"
+            " return img && img.src !== before; }",
+            arg=[explorer.element_handle(), before],
+            timeout=30_000,
+        )
+        print(f"{name}: the picture changed {time.perf_counter() - start:.2f} s after the move")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        explorer.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_explorer.png"))
+        # a folded solution opens on a click
+        first = cells.nth(solution_indices(name)[0])
+        first.locator(".jp-InputPlaceholder").click()
+        first.locator(".jp-InputArea-editor").wait_for(state="visible", timeout=10_000)
+        page.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_lab.png"))
+        errors = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        )
+        tracebacks = [e for e in errors.all_inner_texts() if "Traceback" in e]
+        assert not tracebacks, tracebacks[0][-2000:]
+    finally:
+        page.close()
+
+
+def test_a_book_page_renders_offline(built_book: Path, browser: object) -> None:
+    """The book from disk: maths typeset by the local MathJax, a figure, a widget from its
+    stored state, and not one request that would leave the machine."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def refuse(route: object) -> None:
+        url = route.request.url
+        if url.startswith(("file://", "data:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", refuse)
+    page = context.new_page()
+    try:
+        page.goto((built_book / "01_concepts.html").as_uri())
+        page.locator("mjx-container").first.wait_for(timeout=30_000)
+        assert page.locator("mjx-container").count() > 5, "the maths was not typeset"
+        loaded = page.evaluate(
+            "() => [...document.querySelectorAll('img')].filter("
+            "i => i.complete && i.naturalWidth > 0 && i.src.includes('_images')).length"
+        )
+        assert loaded > 0, "no figure loaded"
+        page.locator(".widget-vbox").first.wait_for(timeout=30_000)
+        page.locator(".widget-vbox .widget-slider").first.wait_for(timeout=10_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "book_01_concepts.png"), full_page=False)
+        assert outside == [], f"the page asked the network for {outside}"
+    finally:
+        context.close()
