@@ -1012,9 +1012,14 @@ def zero_shot_scores(
     size: str = "large",
     views: Sequence[tuple[float, float]] = DEFAULT_VIEWS,
     batch_size: int = 512,
+    class_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(N, 10)``: how well each digit image matches each digit's description -- the cosine
     of canvas and class embedding, averaged over ``views``.
+
+    ``class_weights`` ``(10, E)``: the class embeddings of :func:`zero_shot_weights`, when
+    they were computed once already (they depend on the model and prompts only, not on the
+    digits); ``None`` computes them from ``prompts``.
 
     1. Put each digit on a canvas as the dataset would draw it
        (:func:`place_digits_on_canvas`, in the middle slot, of ``size``), once per centre in
@@ -1032,7 +1037,16 @@ def zero_shot_scores(
     _check_encoder(model)
     _check_vocab(vocab)
     centres = _check_views(views)
-    weights = zero_shot_weights(model, vocab, prompts)  # (10, E)
+    if class_weights is None:
+        weights = zero_shot_weights(model, vocab, prompts)  # (10, E)
+    elif (
+        not isinstance(class_weights, torch.Tensor)
+        or class_weights.dim() != 2
+        or len(class_weights) != 10
+    ):
+        raise ValueError("class_weights must be the (10, E) tensor zero_shot_weights returns")
+    else:
+        weights = class_weights
     scores = None
     for centre in centres:
         canvases = place_digits_on_canvas(digit_images, size=size, centre=centre)

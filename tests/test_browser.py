@@ -110,6 +110,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
             "--LabApp.news_url=", "--ServerApp.open_browser=False",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         ],
         cwd=notebooks, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -126,7 +127,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
                         "JupyterLab did not start:\n" + (work / "lab.log").read_text()[-3000:]
                     ) from None
                 time.sleep(0.5)
-        yield f"{base}/lab/tree/{{name}}?token={token}", notebooks
+        # each chapter in a workspace of its own, so no tab of an earlier test is restored
+        yield f"{base}/lab/workspaces/{{workspace}}/tree/{{name}}?token={token}", notebooks
     finally:
         server.terminate()
         try:
@@ -181,18 +183,27 @@ def test_a_chapter_runs_in_jupyterlab_and_its_explorer_responds(
     url, _ = lab
     cell_id, how = EXPLORERS[name]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        page.goto(url.format(name=name))
-        page.locator(".jp-NotebookPanel .jp-Notebook").wait_for(timeout=120_000)
+        page.goto(url.format(workspace=f"chapter{name[:2]}", name=name))
+        panel = page.locator(".jp-NotebookPanel:visible").first
+        panel.locator(".jp-Notebook").wait_for(timeout=120_000)
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
             state="attached", timeout=120_000
         )
-        # the solutions are folded when the chapter opens
-        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+        # the solutions are folded when the chapter opens (cells render progressively: wait
+        # for each one before looking)
+        cells = panel.locator(".jp-Notebook .jp-Cell")
+        total = len(nbformat.read(ROOT / "notebooks" / name, as_version=4).cells)
+        cells.nth(total - 1).wait_for(state="attached", timeout=60_000)
         for index in solution_indices(name):
-            assert cells.nth(index).locator(".jp-InputPlaceholder").count() == 1, (
-                f"{name}: solution cell {index} is not folded"
-            )
+            cell = cells.nth(index)
+            cell.scroll_into_view_if_needed()
+            placeholder = cell.locator(".jp-InputPlaceholder")
+            try:
+                placeholder.wait_for(state="attached", timeout=15_000)
+            except Exception:
+                pytest.fail(f"{name}: solution cell {index} is not folded")
         page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
         page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
         explorer = cells.nth(cell_index(name, cell_id))
@@ -209,18 +220,20 @@ def test_a_chapter_runs_in_jupyterlab_and_its_explorer_responds(
             timeout=30_000,
         )
         print(f"{name}: the picture changed {time.perf_counter() - start:.2f} s after the move")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         explorer.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_explorer.png"))
         # a folded solution opens on a click
         first = cells.nth(solution_indices(name)[0])
         first.locator(".jp-InputPlaceholder").click()
         first.locator(".jp-InputArea-editor").wait_for(state="visible", timeout=10_000)
         page.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_lab.png"))
-        errors = page.locator(
+        errors = panel.locator(
             ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
         )
         tracebacks = [e for e in errors.all_inner_texts() if "Traceback" in e]
         assert not tracebacks, tracebacks[0][-2000:]
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_failure.png"))
+        raise
     finally:
         page.close()
 
@@ -254,6 +267,9 @@ def test_a_book_page_renders_offline(built_book: Path, browser: object) -> None:
         page.locator(".widget-vbox .widget-slider").first.wait_for(timeout=10_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "book_01_concepts.png"), full_page=False)
+        page.locator(".widget-vbox").first.screenshot(
+            path=str(SCREENSHOTS / "book_01_explorer.png")
+        )
         assert outside == [], f"the page asked the network for {outside}"
     finally:
         context.close()

@@ -308,6 +308,12 @@ def test_zero_shot_scores_average_the_views(vocab: Vocabulary) -> None:
     shifted = R.zero_shot_classify(model, vocab, digits, prompts=one, views=right).tolist()
     assert shifted == [k + 1 for k in labels]
     assert len(R.DEFAULT_VIEWS) == 9 and R.TYPICAL_CENTRE in R.DEFAULT_VIEWS
+    # class embeddings computed once give the same scores; a wrong shape is refused
+    weights = R.zero_shot_weights(model, vocab, one)
+    again = R.zero_shot_scores(model, vocab, digits, views=left, class_weights=weights)
+    assert torch.equal(again, scores)
+    with pytest.raises(ValueError, match=r"class_weights must be the \(10, E\) tensor"):
+        R.zero_shot_scores(model, vocab, digits, views=left, class_weights=weights[:3])
 
 
 def test_zero_shot_weights_are_unit_class_embeddings(vocab: Vocabulary) -> None:

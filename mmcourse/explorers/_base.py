@@ -83,6 +83,8 @@ class Explorer(ABC):
         notebook runner (nbval, which knows no widgets, would otherwise see the pictures as
         extra outputs), and the stored widget state holds the starting picture."""
         controls = self.controls()
+        for control in controls.values():
+            control.style.description_width = "initial"  # the whole label, not "temperat..."
         start = self.picture(**{name: c.value for name, c in controls.items()})
         image = widgets.Image(value=start, format="png")
 

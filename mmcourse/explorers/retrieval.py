@@ -21,7 +21,7 @@ from mmcourse._validate import check_int
 from mmcourse.data.captions import NUMBER_WORDS
 from mmcourse.deploy import SearchService
 from mmcourse.explorers._base import Explorer
-from mmcourse.retrieval import zero_shot_scores
+from mmcourse.retrieval import zero_shot_scores, zero_shot_weights
 from mmcourse.vocab import Vocabulary
 
 MAX_RESULTS = 8
@@ -59,6 +59,7 @@ class RetrievalExplorer(Explorer):
         self.search = SearchService(model, vocab, gallery)
         self.gallery, self.digits, self.labels, self.query = gallery, digits, labels, query
         self._zero_shot: dict[int, torch.Tensor] = {}
+        self.class_weights = zero_shot_weights(self.search.model, vocab)  # once, not per digit
         self.search.search(query, k=1)  # a bad starting query fails here, clearly
 
     def controls(self) -> dict[str, widgets.ValueWidget]:
@@ -101,7 +102,10 @@ class RetrievalExplorer(Explorer):
         query then redraws without scoring the digit again)."""
         if digit not in self._zero_shot:
             model = self.search.model
-            similarity = zero_shot_scores(model, self.search.vocab, self.digits[digit : digit + 1])
+            similarity = zero_shot_scores(
+                model, self.search.vocab, self.digits[digit : digit + 1],
+                class_weights=self.class_weights,
+            )  # fmt: skip
             self._zero_shot[digit] = torch.softmax(
                 similarity[0] * model.logit_scale().detach(), dim=0
             )
