@@ -121,3 +121,10 @@ def test_caption_with_attention_follows_greedy_decoding(kind, data) -> None:
     show_and_tell = recipe.make_decoder("show_and_tell", len(data.vocab), encoder.encoder)
     with pytest.raises(ValueError, match="no attention"):
         recipe.caption_with_attention(show_and_tell, image, data.vocab)
+    # fed the same words, the decoder looks where it looked while writing them
+    tokens = [data.vocab[word] for word in words]
+    torch.testing.assert_close(recipe.attention_for(model, image, tokens), weights)
+    with pytest.raises(ValueError, match="no attention"):
+        recipe.attention_for(show_and_tell, image, tokens)
+    with pytest.raises(ValueError, match="non-empty"):
+        recipe.attention_for(model, image, [])

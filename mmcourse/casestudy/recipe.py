@@ -284,21 +284,28 @@ def train_decoder(
 
 
 @torch.no_grad()
+def _attention_start(model: nn.Module, image: torch.Tensor) -> object:
+    """The decoder's first state for one canvas ``(1, 1, 64, 64)``, in eval mode, checked to
+    keep ``attention`` (what :func:`attention_for` and :func:`caption_with_attention` read)."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be one canvas of shape (1, 1, 64, 64), got {shape}")
+    model.eval()
+    state = model.init_state(image)
+    if not hasattr(state, "attention"):
+        raise ValueError(f"{type(model).__name__} keeps no attention weights to show")
+    return state
+
+
 def attention_for(model: nn.Module, image: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
     """Where each word of a given caption looked: feed ``tokens`` (the generated words, no
     ``<bos>``, e.g. a beam search's answer) to the decoder one by one, as when it wrote them,
     and keep its attention over the regions at each step, ``(len(tokens), regions)``.
     ``image`` is one canvas ``(1, 1, 64, 64)``; the model must keep ``state.attention``."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be one canvas of shape (1, 1, 64, 64), got {shape}")
     if isinstance(tokens, str) or len(tokens) == 0:
         raise ValueError("tokens must be a non-empty list of token ids")
-    model.eval()
     with torch.no_grad():
-        state = model.init_state(image)
-        if not hasattr(state, "attention"):
-            raise ValueError(f"{type(model).__name__} keeps no attention weights to show")
+        state = _attention_start(model, image)
         fed = [BOS_ID, *tokens[:-1]]  # the word before each generated one
         weights = []
         for token in fed:
@@ -315,13 +322,7 @@ def caption_with_attention(
     Returns the words (``<eos>`` included) and their attention ``(words, regions)``; the model
     must keep ``state.attention`` (the two attention decoders do).
     """
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be one canvas of shape (1, 1, 64, 64), got {shape}")
-    model.eval()
-    state = model.init_state(image)
-    if not hasattr(state, "attention"):
-        raise ValueError(f"{type(model).__name__} keeps no attention weights to show")
+    state = _attention_start(model, image)
     token = torch.tensor([vocab[BOS]])
     words, weights = [], []
     for _ in range(max_len):
