@@ -110,3 +110,26 @@ def test_data_built_with_the_saved_vocabulary_uses_its_ids() -> None:
                           vocab=Vocabulary([*SPECIALS, "a", "seven"]))  # fmt: skip
     with pytest.raises(TypeError, match="vocab must be a Vocabulary"):
         recipe.build_data({"train": 30, "val": 5, "test": 5, "compositional": 5}, vocab=saved.itos)
+
+
+class _Uncached(torch.nn.Module):
+    """The committed Transformer run without its key-value cache: the prefix again each step."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def init_state(self, images: torch.Tensor):
+        return self.model.init_state(images)
+
+    def step(self, tokens: torch.Tensor, state):
+        return self.model.step(tokens, state, use_cache=False)
+
+
+def test_the_key_value_cache_writes_the_committed_transformers_captions(vocab) -> None:
+    """Greedy and beam search give the same tokens with the cache as without it."""
+    canvases = make_mnist_captions("test", n=64, profile="fast").float_images()
+    model = pretrained.load_decoder("transformer", vocab)
+    for width in (1, 3):
+        cached = recipe.write_captions(model, canvases, vocab, beam_width=width)
+        assert cached == recipe.write_captions(_Uncached(model), canvases, vocab, beam_width=width)

@@ -78,10 +78,9 @@ def test_additive_attention_by_hand() -> None:
     regions, hidden = torch.randn(1, 5, 3), torch.randn(1, 2)
     W_a, b_a = attention.key.weight, attention.key.bias
     W_h, b_h = attention.query.weight, attention.query.bias
-    w, b = attention.score.weight[0], attention.score.bias[0]
-    scores = [
-        w @ torch.tanh(W_a @ regions[0, r] + b_a + W_h @ hidden[0] + b_h) + b for r in range(5)
-    ]
+    w = attention.score.weight[0]
+    assert attention.score.bias is None  # the softmax over regions would cancel it
+    scores = [w @ torch.tanh(W_a @ regions[0, r] + b_a + W_h @ hidden[0] + b_h) for r in range(5)]
     expected = torch.softmax(torch.stack(scores), dim=0)
     got = attention(attention.project_keys(regions), hidden)[0]
     torch.testing.assert_close(got, expected)
@@ -90,6 +89,40 @@ def test_additive_attention_by_hand() -> None:
 def test_causal_mask_blocks_the_future_only() -> None:
     mask = causal_mask(3)
     assert mask.tolist() == [[False, True, True], [False, False, True], [False, False, False]]
+    with pytest.raises(ValueError, match="at least 1 token"):
+        causal_mask(0)
+
+
+def test_a_transformer_refuses_zero_tokens(images) -> None:
+    model = make("transformer").eval()
+    with pytest.raises(ValueError, match="at least one token"):
+        model(images, torch.empty(3, 0, dtype=torch.long))
+
+
+def test_additive_attention_has_no_parameter_that_cannot_learn(images, ids) -> None:
+    """Every parameter of Show, Attend and Tell gets a gradient from the caption loss (a bias
+    the softmax cancels gets one of float rounding only, a million times below the rest)."""
+    model = make("attention").train()
+    model(images, ids).logsumexp(-1).sum().backward()
+    sizes = {name: float(p.grad.abs().max()) for name, p in model.named_parameters()}
+    largest = max(sizes.values())
+    assert [name for name, size in sizes.items() if size < 1e-6 * largest] == []
+
+
+def test_the_key_value_cache_gives_the_logits_of_running_the_prefix_again(images, ids) -> None:
+    model = make("transformer").eval()
+    with torch.no_grad():
+        cached, uncached = model.init_state(images), model.init_state(images)
+        for t in range(ids.shape[1]):
+            a, cached = model.step(ids[:, t], cached)
+            b, uncached = model.step(ids[:, t], uncached, use_cache=False)
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(cached.attention, uncached.attention)
+    heads, head_dim = 2, 8
+    assert cached.keys.shape == cached.values.shape == (3, 2, heads, ids.shape[1], head_dim)
+    assert uncached.keys.shape[3] == 0
+    with pytest.raises(ValueError, match="same use_cache"):
+        model.step(ids[:, 0], uncached)
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "show_and_tell"])

@@ -62,13 +62,16 @@ class AdditiveAttention(nn.Module):
 
     ``project_keys(regions (B, R, D)) -> (B, R, A)`` is done once per image;
     ``forward(keys (B, R, A), hidden (B, H)) -> alpha (B, R)`` once per word.
+
+    The score ``w`` has no bias: a constant added to every region's score is cancelled by the
+    softmax over regions, so such a bias would get a zero gradient and never learn.
     """
 
     def __init__(self, region_dim: int, hidden_dim: int, attention_dim: int) -> None:
         super().__init__()
         self.key = nn.Linear(region_dim, attention_dim)
         self.query = nn.Linear(hidden_dim, attention_dim)
-        self.score = nn.Linear(attention_dim, 1)
+        self.score = nn.Linear(attention_dim, 1, bias=False)
 
     def project_keys(self, regions: torch.Tensor) -> torch.Tensor:
         """``(B, R, D) -> (B, R, A)``."""
