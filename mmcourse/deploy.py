@@ -58,6 +58,7 @@ import math
 import statistics
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -249,11 +250,39 @@ def save_exported(program: ExportedProgram, path: str | Path) -> Path:
 
 
 def load_exported(path: str | Path) -> ExportedProgram:
-    """Read a program written by :func:`save_exported`; run it with ``.module()(*inputs)``."""
+    """Read a program written by :func:`save_exported`; run it with ``.module()(*inputs)``.
+
+    A file that is not one gets a ``ValueError`` that says what it is and how to make a good
+    one: a damaged file (truncated by an interrupted copy or a full disk), or a checkpoint of
+    weights (``torch.save``) given a ``.pt2`` name.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no exported program at {path} (write one with save_exported)")
-    return torch.export.load(path)
+    remedy = "export the model again and write it with save_exported(program, path)"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is damaged (truncated or corrupted, for example by an interrupted copy or a "
+            f"full disk) or was never an exported program: it is not a readable archive; {remedy}"
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not any(name.endswith("/archive_format") for name in names):
+        kind = (
+            "a torch.save checkpoint"
+            if any(n.endswith("/data.pkl") for n in names)
+            else "an archive"
+        )
+        raise ValueError(
+            f"{path} is {kind}, not an exported program: load weights with load_weights or "
+            f"load_checkpoint into the model's class, or {remedy}"
+        )
+    try:
+        return torch.export.load(path)
+    except (RuntimeError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} is a damaged exported program ({type(error).__name__}); {remedy}"
+        ) from error
 
 
 class ImageTower(nn.Module):

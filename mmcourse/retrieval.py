@@ -682,8 +682,11 @@ def embed_texts(
 ) -> torch.Tensor:
     """Unit text embeddings ``(N, E)`` on the CPU for ``N`` captions, in batches.
 
-    Each batch is tokenised with ``vocab`` (unknown words become ``<unk>``) and right-padded
-    to its own longest text; the text towers of the course ignore the padding.
+    Each distinct text is embedded once and shared by all its copies, so identical captions
+    get identical embeddings (embedded in batches of different padding they would differ in
+    the last bits, enough to break a tie in a ranking). Each batch is tokenised with ``vocab``
+    (unknown words become ``<unk>``) and right-padded to its own longest text; the text towers
+    of the course ignore the padding.
 
     >>> embed_texts(nn.Linear(1, 1), Vocabulary.build(["a seven"]), ["a seven"])
     Traceback (most recent call last):
@@ -700,11 +703,14 @@ Linear has no encode_image()
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
         raise TypeError(f"texts must be a list of str; texts[{bad[0]}] is {texts[bad[0]]!r}")
+    distinct = list(dict.fromkeys(texts))  # first-seen order
+    row_of = {text: row for row, text in enumerate(distinct)}
     batches = [
-        vocab.encode_batch(list(texts[start : start + batch_size]))[0]
-        for start in range(0, len(texts), batch_size)
+        vocab.encode_batch(distinct[start : start + batch_size])[0]
+        for start in range(0, len(distinct), batch_size)
     ]
-    return _embed(model, "encode_text", batches)
+    embeddings = _embed(model, "encode_text", batches)
+    return embeddings[torch.tensor([row_of[text] for text in texts])]
 
 
 # ----------------------------------------------------------------------------------------------

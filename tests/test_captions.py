@@ -179,6 +179,9 @@ def test_parser_on_hand_written_captions() -> None:
         "a small seven",  # no position
         "a small seven on the left and a big two on the left",  # two digits in one slot
         "a small seven on the left purple",  # a word outside the grammar
+        "three digits : a small seven on the left and a big two on the right",  # miscounted
+        "one digits : a small seven on the left",  # the count's noun disagrees
+        "two : a small seven on the left and a big two on the right",  # no noun
         "",
     ]:
         with pytest.raises(ValueError):

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from mmcourse.casestudy.run import DEFAULT_WEIGHTS, main
+from tests.conftest import full_mnist_root, needs_full_mnist
 
 TINY = ["--canvases", "24", "--epochs", "1", "--pretrain-epochs", "1"]
 
@@ -99,3 +101,34 @@ def test_the_module_runs_from_the_command_line() -> None:
         check=True,
     )
     assert "--train" in result.stdout and "Examples:" in result.stdout
+
+
+@needs_full_mnist
+def test_the_committed_weights_load_in_the_full_profile(tmp_path, monkeypatch) -> None:
+    """The full profile (Colab's default on a GPU) builds its data with the weights' words."""
+    monkeypatch.setenv("MMCOURSE_DATA", str(full_mnist_root()))
+    args = ["--load", "--profile", "full", "--device", "cpu", "--canvases", "24"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["settings"]["profile"] == "full"
+    assert report["settings"]["canvases"]["test"] == 24
+
+
+def test_load_on_cuda_puts_both_models_there(tmp_path, monkeypatch) -> None:
+    """Where no GPU exists, a fake one: the command must ask for its models on the device it
+    was given (moving is faked; the rest runs on the CPU)."""
+    moved = []
+    real_to = torch.nn.Module.to
+
+    def fake_to(self, *args, **kwargs):
+        target = args[0] if args else kwargs.get("device")
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
+            moved.append(type(self).__name__)
+            return self
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.nn.Module, "to", fake_to)
+    assert main(["--load", "--device", "cuda", *TINY, "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["device"] == "cuda"
+    assert moved == ["CanvasBackbone", "AttentionCaptioner"]

@@ -161,6 +161,18 @@ def test_save_and_load_round_trip(captioner, exported, tmp_path) -> None:
     assert torch.equal(got, greedy_decode(captioner, images, 8))
     with pytest.raises(FileNotFoundError, match="save_exported"):
         deploy.load_exported(tmp_path / "missing.pt2")
+
+
+def test_a_damaged_or_wrong_file_gets_a_message_not_a_zip_error(exported, tmp_path) -> None:
+    good = deploy.save_exported(exported[0], tmp_path / "encoder.pt2").read_bytes()
+    truncated = tmp_path / "truncated.pt2"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="damaged.*save_exported"):
+        deploy.load_exported(truncated)
+    renamed = tmp_path / "weights.pt2"
+    torch.save(nn.Linear(2, 2).state_dict(), renamed)
+    with pytest.raises(ValueError, match="torch.save checkpoint, not an exported program"):
+        deploy.load_exported(renamed)
     with pytest.raises(TypeError, match="ExportedProgram"):
         deploy.save_exported(nn.Linear(2, 2), tmp_path / "x.pt2")
 

@@ -168,6 +168,31 @@ def pretrain_encoder(
     return encoder, head, history
 
 
+def fit_slot_head(
+    encoder: CanvasBackbone, train: MNISTCaptions, epochs: int = 10, *, seed: int = 0
+) -> SlotAttributeHead:
+    """A slot head fitted again on the *frozen* encoder's canvas vectors (Adam, lr 1e-2,
+    batches of 256): what the encoder's vector says about each slot, read by one linear
+    layer with no decoder in between. (The head trained with the encoder was not kept; a
+    linear layer on fixed features converges to nearly the same answer.)"""
+    check_int(epochs, "epochs")
+    with torch.no_grad():
+        vectors = encoder.eval().vector(store_regions(encoder, train.float_images()))
+    head = SlotAttributeHead(encoder.out_dim)
+    fit(
+        head,
+        (vectors, vqa.slot_targets(train)),
+        loss_fn=slot_attribute_loss,
+        optimizer=torch.optim.Adam(head.parameters(), lr=1e-2),
+        epochs=epochs,
+        batch_size=256,
+        seed=seed,
+        progress=False,
+        verbose=False,
+    )
+    return head.requires_grad_(False).eval()
+
+
 @torch.no_grad()
 def store_regions(encoder: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """The frozen ``encoder``'s regions of ``images``: ``(N, 64, REGION_DIM)``."""
@@ -202,10 +227,12 @@ def write_captions(
     batch_size: int = 500,
 ) -> list[str]:
     """Captions for ``inputs`` (canvases, or stored regions for a model trained on them):
-    greedy decoding for ``beam_width=1``, else beam search."""
+    greedy decoding for ``beam_width=1``, else beam search, on the model's device."""
     check_int(beam_width, "beam_width")
     texts: list[str] = []
+    device = device_of(model)
     for part in inputs.split(batch_size):
+        part = part.to(device)
         if beam_width == 1:
             ids = greedy_decode(model, part, MAX_CAPTION_LEN)
         else:

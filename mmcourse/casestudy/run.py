@@ -129,21 +129,33 @@ def _paths(folder: Path, decoder: str) -> dict[str, Path]:
     }
 
 
-def _load(args: argparse.Namespace, vocab: Vocabulary) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The saved encoder and decoder, or a :class:`WeightsError` saying how to make them."""
+def _saved_vocabulary(args: argparse.Namespace) -> Vocabulary:
+    """The vocabulary saved with the weights: ``--load`` builds its data with it, so the
+    committed weights caption canvases of any profile (the words are the same)."""
+    path = _paths(args.weights, args.decoder)["vocab"]
+    if not path.exists():
+        raise WeightsError(
+            f"no vocabulary at {path}. Train the weights with: python -m mmcourse.casestudy --train"
+        )
+    return Vocabulary(json.loads(path.read_text()))
+
+
+def _load(
+    args: argparse.Namespace, vocab: Vocabulary, device: torch.device
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The saved encoder and decoder on ``device``, or a :class:`WeightsError` saying how to
+    make them."""
     paths = _paths(args.weights, args.decoder)
     hint = "Train them with: python -m mmcourse.casestudy --train"
-    if not paths["vocab"].exists():
-        raise WeightsError(f"no vocabulary at {paths['vocab']}. {hint}")
     if json.loads(paths["vocab"].read_text()) != vocab.itos:
         raise WeightsError(
             f"the weights in {args.weights} were trained with another vocabulary than this "
-            f"data's (another profile or seed?). {hint}"
+            f"data's. {hint}"
         )
     encoder = load_weights(recipe.new_encoder(args.seed), paths["encoder"], hint)
     decoder = recipe.make_decoder(args.decoder, len(vocab), encoder.encoder)
     load_weights(decoder, paths["decoder"], hint)
-    return encoder, decoder
+    return encoder.to(device), decoder.to(device)
 
 
 def _train(args, data, epochs, device, times):
@@ -196,15 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, float] = {}
     stages = progress(total=4, desc="case study", unit="stage")
     start = time.perf_counter()
-    data = recipe.build_data(sizes, seed=args.seed, profile=args.profile)
-    times["data_s"] = time.perf_counter() - start
-    stages.update()
     history = None
     try:
+        vocab = None if args.train else _saved_vocabulary(args)
+        data = recipe.build_data(sizes, seed=args.seed, profile=args.profile, vocab=vocab)
+        times["data_s"] = time.perf_counter() - start
+        stages.update()
         if args.train:
             encoder, decoder, history = _train(args, data, epochs, settings.device, times)
         else:
-            encoder, decoder = _load(args, data.vocab)
+            encoder, decoder = _load(args, data.vocab, settings.device)
     except WeightsError as error:
         stages.close()
         print(f"error: {error}", file=sys.stderr)

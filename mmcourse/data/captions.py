@@ -667,15 +667,28 @@ _POS_RE = re.compile(r"\b(on the left|in the middle|on the right)\b")
 _SLOT_OF = {phrase: slot for slot, phrase in _POSITION.items()}
 
 
+def _read_count(head: list[str], text: str) -> int:
+    """The number a caption's count ("two digits") gives, checked word by word."""
+    numbers = NUMBER_WORDS[1 : MAX_DIGITS + 1]
+    if len(head) == 2 and head[0] in numbers:
+        count = NUMBER_WORDS.index(head[0])
+        if head[1] == ("digit" if count == 1 else "digits"):
+            return count
+    raise ValueError(f"cannot read a count of digits in {' '.join(head)!r} of {text!r}")
+
+
 def parse_caption(text: str) -> list[DigitDescription]:
     """Read a caption back into what it says about each digit (left to right).
 
     Raises ``ValueError`` when the caption does not follow MNIST-Captions' grammar, for
-    example a caption produced by a half-trained model.
+    example a caption produced by a half-trained model, or when its count ("two digits :")
+    is not the number of digits it describes.
     """
     tokens = tokenize(text)
+    count = None
     if ":" in tokens:
-        tokens = tokens[tokens.index(":") + 1 :]
+        head, tokens = tokens[: tokens.index(":")], tokens[tokens.index(":") + 1 :]
+        count = _read_count(head, text)
     if tokens[:2] == ["there", "is"]:
         tokens = tokens[2:]
     chunks, current = [], []
@@ -712,6 +725,8 @@ def parse_caption(text: str) -> list[DigitDescription]:
     slots = [d.slot for d in found]
     if len(set(slots)) != len(slots):
         raise ValueError(f"two digits share a slot in {text!r}")
+    if count is not None and count != len(found):
+        raise ValueError(f"{text!r} counts {count} digit(s) but describes {len(found)}")
     return sorted(found, key=lambda d: SLOTS.index(d.slot))
 
 
