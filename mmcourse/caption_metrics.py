@@ -55,8 +55,10 @@ __all__ = [
     "FIELDS",
     "REPORT_KEYS",
     "CaptionScore",
+    "attribute_confusion",
     "caption_report",
     "caption_report_for",
+    "implied_exact_match",
     "rank_errors",
     "score_caption",
     "score_captions",
@@ -287,3 +289,81 @@ def rank_errors(
     check_int(k, "k")
     scores = score_captions(texts, truths)
     return sorted(range(len(scores)), key=lambda i: (scores[i].parsed, -len(scores[i].errors)))[:k]
+
+
+def implied_exact_match(
+    scores: Sequence[CaptionScore], assume_right: Sequence[str] = ()
+) -> tuple[dict[str, float], float]:
+    """The accuracy of each fact, and the exact match they would give if errors were
+    independent: how much of a caption's failure each fact explains.
+
+    Returns ``(accuracies, estimate)``. ``accuracies`` holds ``count`` and ``position``
+    (fractions of canvases) and the four :data:`FIELDS` (fractions of true digits). A canvas
+    with ``n`` digits is exactly right, under independence, with probability
+    ``p_count * p_position * (p_digit * p_size * p_thickness * p_slant) ** n``; ``estimate``
+    averages that over the canvases. A measured exact match above the estimate means errors
+    come together on the same canvases; below it, that they spread out. The facts named in
+    ``assume_right`` count as always right in the estimate (not in ``accuracies``): what
+    the exact match could be if that fact were fixed and the others stayed as they are.
+
+    >>> truth = [DigitDescription("left", 7, "small", "thick", "upright")]
+    >>> scores = score_captions(["a small thick seven on the left",
+    ...                          "a small thin seven on the left"], [truth, truth])
+    >>> accuracies, estimate = implied_exact_match(scores)
+    >>> accuracies["thickness"], accuracies["digit"], estimate
+    (0.5, 1.0, 0.5)
+    >>> implied_exact_match(scores, assume_right=["thickness"])[1]
+    1.0
+    """
+    if isinstance(scores, str) or not isinstance(scores, Sequence) or len(scores) == 0:
+        raise ValueError("scores must be a non-empty list of CaptionScore (from score_captions)")
+    if not all(isinstance(s, CaptionScore) for s in scores):
+        raise TypeError("scores must hold CaptionScore objects (from score_captions)")
+    if isinstance(assume_right, str) or not set(assume_right) <= {*_CANVAS, *FIELDS}:
+        raise ValueError(
+            f"assume_right must be a list of facts among {(*_CANVAS, *FIELDS)}, got {assume_right!r}"
+        )
+    digits = sum(s.n_digits for s in scores)
+    accuracies = {key: sum(getattr(s, key) for s in scores) / len(scores) for key in _CANVAS}
+    accuracies.update({f: sum(getattr(s, f) for s in scores) / digits for f in FIELDS})
+    assumed = {**accuracies, **dict.fromkeys(assume_right, 1.0)}
+    per_digit = 1.0
+    for field in FIELDS:
+        per_digit *= assumed[field]
+    canvas = assumed["count"] * assumed["position"]
+    estimate = sum(canvas * per_digit**s.n_digits for s in scores) / len(scores)
+    return accuracies, estimate
+
+
+_CANVAS = ("count", "position")
+
+
+def attribute_confusion(
+    texts: Sequence[str], truths: Sequence[Sequence[DigitDescription]], field: str
+) -> list[list[int]]:
+    """How often each true value of ``field`` (``"size"``, ``"thickness"`` or ``"slant"``)
+    was said as each value: ``counts[true][said]``, rows and columns in the order of
+    :data:`~mmcourse.data.captions.ATTRIBUTES`. Only true digits that a parsed caption
+    describes in their own slot count (a missed digit has no said value).
+
+    >>> truth = [DigitDescription("left", 7, "small", "thick", "upright")]
+    >>> attribute_confusion(["a small seven on the left"], [truth], "thickness")
+    [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
+    """
+    if field not in ATTRIBUTES:
+        raise ValueError(f"field must be one of {tuple(ATTRIBUTES)}, got {field!r}")
+    _check_texts(texts)
+    _check_same_length(texts, truths, "texts", "truths")
+    values = ATTRIBUTES[field]
+    counts = [[0] * len(values) for _ in values]
+    for i, (text, truth) in enumerate(zip(texts, truths)):
+        true_at = {item.slot: item for item in _check_truth(truth, f"truths[{i}]")}
+        try:
+            said = parse_caption(text)
+        except ValueError:
+            continue
+        for item in said:
+            if item.slot in true_at:
+                want = values.index(getattr(true_at[item.slot], field))
+                counts[want][values.index(getattr(item, field))] += 1
+    return counts

@@ -172,11 +172,18 @@ def _averaged_classes(
     return chosen.long()
 
 
-def slot_attribute_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``(4,)``: accuracy of digit, size, thickness and slant over all slots (empty included)."""
+def slot_attribute_accuracy(
+    logits: torch.Tensor, targets: torch.Tensor, occupied_only: bool = False
+) -> torch.Tensor:
+    """``(4,)``: accuracy of digit, size, thickness and slant over all slots (empty included),
+    or with ``occupied_only`` over the slots that hold a digit (as a caption's per-digit
+    scores count them; an empty slot is easy to call empty)."""
     parts = split_slot_logits(logits, targets)
+    keep = (
+        targets[..., 0] > 0 if occupied_only else torch.ones_like(targets[..., 0], dtype=torch.bool)
+    )
     return torch.stack(
-        [(part.argmax(-1) == targets[..., i]).float().mean() for i, part in enumerate(parts)]
+        [(part.argmax(-1) == targets[..., i])[keep].float().mean() for i, part in enumerate(parts)]
     )
 
 

@@ -209,6 +209,42 @@ def references_of(truths: list[list[DigitDescription]]) -> list[list[str]]:
     return refs
 
 
+def test_implied_exact_match_by_hand() -> None:
+    accuracies, estimate = CM.implied_exact_match(CM.score_captions(TEXTS, TRUTHS))
+    # counted by hand over the five canvases and their eight true digits
+    expected = {
+        "count": 2 / 5,
+        "position": 2 / 5,
+        "digit": 5 / 8,
+        "size": 6 / 8,
+        "thickness": 6 / 8,
+        "slant": 5 / 8,
+    }
+    assert accuracies == pytest.approx(expected)
+    p = (5 / 8) * (6 / 8) * (6 / 8) * (5 / 8)  # one digit right in every attribute
+    n_digits = [2, 1, 3, 1, 1]
+    assert estimate == pytest.approx(sum(0.16 * p**n for n in n_digits) / 5)
+    _, fixed = CM.implied_exact_match(CM.score_captions(TEXTS, TRUTHS), ["digit", "count"])
+    p = 1.0 * (6 / 8) * (6 / 8) * (5 / 8)
+    assert fixed == pytest.approx(sum(0.4 * p**n for n in n_digits) / 5)
+    with pytest.raises(ValueError, match="assume_right must be a list of facts"):
+        CM.implied_exact_match(CM.score_captions(TEXTS, TRUTHS), "digit")
+    with pytest.raises(ValueError, match="non-empty list of CaptionScore"):
+        CM.implied_exact_match([])
+    with pytest.raises(TypeError, match="CaptionScore"):
+        CM.implied_exact_match(["a small seven on the left"])
+
+
+def test_attribute_confusion_by_hand() -> None:
+    # rows: the true value; columns: what was said (missed, unparsed and extra digits left out)
+    assert CM.attribute_confusion(TEXTS, TRUTHS, "thickness") == [[1, 0, 0], [0, 4, 0], [0, 0, 1]]
+    assert CM.attribute_confusion(TEXTS, TRUTHS, "slant") == [[0, 1, 0], [0, 4, 0], [0, 0, 1]]
+    with pytest.raises(ValueError, match="field must be one of"):
+        CM.attribute_confusion(TEXTS, TRUTHS, "digit")
+    with pytest.raises(ValueError, match="same length"):
+        CM.attribute_confusion(TEXTS, TRUTHS[:2], "size")
+
+
 def test_bleu_of_the_references_themselves_is_one() -> None:
     refs = references_of(TRUTHS)
     for template in range(4):

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mmcourse.caption_metrics import caption_report_for
-from mmcourse.casestudy import recipe
+from mmcourse.casestudy import pretrained, recipe
+from mmcourse.data.vqa import slot_targets
+from mmcourse.metrics import slot_attribute_accuracy
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.models.introspect import count_parameters
 from mmcourse.vocab import UNK_ID
@@ -128,3 +130,21 @@ def test_caption_with_attention_follows_greedy_decoding(kind, data) -> None:
         recipe.attention_for(show_and_tell, image, tokens)
     with pytest.raises(ValueError, match="non-empty"):
         recipe.attention_for(model, image, [])
+
+
+def test_a_slot_head_fitted_on_the_frozen_encoder_reads_the_slots(data) -> None:
+    encoder = pretrained.load_encoder()
+    before = {name: p.clone() for name, p in encoder.state_dict().items()}
+    train = data.splits["train"]
+    head = recipe.fit_slot_head(encoder, train, epochs=5)
+    assert not head.training and not any(p.requires_grad for p in head.parameters())
+    assert all(torch.equal(p, before[name]) for name, p in encoder.state_dict().items())
+    with torch.no_grad():
+        logits = head(encoder.vector(recipe.store_regions(encoder, train.float_images())))
+    targets = slot_targets(train)
+    accuracy = slot_attribute_accuracy(logits, targets, occupied_only=True)
+    # the most frequent value of each attribute among the occupied slots: a head that learned
+    # nothing from the encoder's vector reaches at most this
+    occupied = targets[targets[..., 0] > 0]
+    majority = torch.tensor([occupied[:, i].bincount().max() / len(occupied) for i in range(4)])
+    assert (accuracy > majority + 0.2).all(), (accuracy, majority)

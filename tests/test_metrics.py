@@ -547,6 +547,19 @@ def test_slot_attribute_accuracy_counts_each_attribute() -> None:
     )
     expected = torch.tensor([1 - 2 / 18, 1.0, 1.0, 0.0])
     torch.testing.assert_close(M.slot_attribute_accuracy(spoiled, targets), expected)
+    # only the occupied slots: two canvases with an empty first slot, one digit there wrong
+    sparse = targets.clone()
+    sparse[..., 0] = sparse[..., 0].clamp_min(1)
+    sparse[:2, 0] = 0  # two empty slots (every attribute 0 = "empty")
+    said = sparse.clone()
+    said[2, 0, 0] = sparse[2, 0, 0] % 10 + 1  # another digit, still a digit
+    said[:2, 0] = 1  # the empty slots called occupied: not counted with occupied_only
+    as_logits = torch.cat(
+        [F.one_hot(said[..., i], c).float() for i, c in enumerate(ATTRIBUTE_CLASSES)], -1
+    )
+    expected = torch.tensor([1 - 1 / 16, 1.0, 1.0, 1.0])
+    got = M.slot_attribute_accuracy(as_logits, sparse, occupied_only=True)
+    torch.testing.assert_close(got, expected)
     with_nan = perfect.clone()
     with_nan[0, 1, 3] = float("nan")
     with pytest.raises(ValueError, match=r"^logits holds NaN; every score must be a number$"):
