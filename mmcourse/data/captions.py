@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from mmcourse import config
 from mmcourse._validate import check_choice, check_int, is_int
 from mmcourse.data import mnist
+from mmcourse.data.shapes import image_moments, skeleton
 from mmcourse.vocab import tokenize
 
 CANVAS = 64
@@ -303,61 +304,6 @@ def _by_radius(mask: torch.Tensor, radius: torch.Tensor, grow: bool) -> torch.Te
     return out.view(torch.bool)
 
 
-# The eight neighbours of a pixel, as (dy, dx), and the bit each one sets in its pattern code.
-_NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-
-
-def _guo_hall_deletable(side: int) -> torch.Tensor:
-    """For each of the 256 neighbourhood patterns: may a stroke pixel with these neighbours be
-    deleted in Guo and Hall's sub-iteration ``side`` (0 or 1)? A lookup table of 256 bools."""
-    codes = torch.arange(256)
-    n, ne, e, se, s, sw, w, nw = ((codes >> bit) & 1 == 1 for bit in range(8))
-    bridges = (
-        (~n & (ne | e)).int()
-        + (~e & (se | s)).int()
-        + (~s & (sw | w)).int()
-        + (~w & (nw | n)).int()
-    )
-    n1 = (nw | n).int() + (ne | e).int() + (se | s).int() + (sw | w).int()
-    n2 = (n | ne).int() + (e | se).int() + (s | sw).int() + (w | nw).int()
-    neighbours = torch.minimum(n1, n2)
-    facing = ((n | ne | ~se) & e) if side == 0 else ((s | sw | ~nw) & w)
-    return (bridges == 1) & (neighbours >= 2) & (neighbours <= 3) & ~facing
-
-
-_DELETABLE = (_guo_hall_deletable(0), _guo_hall_deletable(1))
-
-
-def _neighbour_codes(x: torch.Tensor) -> torch.Tensor:
-    """Each pixel's eight neighbours in ``(M, H, W)`` bool images as one code 0..255 (bit ``k``
-    set when neighbour ``_NEIGHBOURS[k]`` is ink; beyond the border is empty)."""
-    height, width = x.shape[1:]
-    padded = F.pad(x.view(torch.uint8), (1, 1, 1, 1))
-    code = torch.zeros_like(padded[:, 1:-1, 1:-1])
-    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-        code |= padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] << bit
-    return code.long()
-
-
-def skeleton(mask: torch.Tensor, max_iterations: int = 20) -> torch.Tensor:
-    """One-pixel-wide skeletons of binary images ``(M, H, W)`` (Guo and Hall's parallel
-    thinning, 1989): strokes are peeled from alternate sides until only their centre lines are
-    left. It never splits a shape or removes a stroke's end, so the skeleton has the pieces of
-    the shape. Each pixel's neighbourhood is read as one 8-bit code, and a 256-entry table says
-    whether that pattern may be deleted."""
-    x = mask.clone()
-    for _ in range(max_iterations):
-        changed = False
-        for side in (0, 1):
-            delete = x & _DELETABLE[side][_neighbour_codes(x)]
-            if delete.any():
-                x &= ~delete
-                changed = True
-        if not changed:
-            break
-    return x
-
-
 def morph_thickness(
     digits: torch.Tensor, thickness: torch.Tensor, scale: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -438,26 +384,6 @@ def morph_thickness(
     morphed[index] = F.avg_pool2d(out[:, None].float(), _UP)[:, 0]
     result[changed] = morphed
     return result
-
-
-def image_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Centroid ``(M, 2)`` as (x, y), second central moments ``mu11`` and ``mu02`` of images
-    ``(M, H, W)`` (pixel centres at integer coordinates; x right, y down)."""
-    if images.dim() != 3:
-        raise ValueError(f"image_moments expects (M, H, W), got {tuple(images.shape)}")
-    images = images.float()
-    height, width = images.shape[-2:]
-    ys = torch.arange(height, dtype=torch.float32)
-    xs = torch.arange(width, dtype=torch.float32)
-    rows = images.sum(dim=2).double()  # (M, H): ink in each row
-    cols = images.sum(dim=1).double()  # (M, W): ink in each column
-    xy = ((images @ xs) @ ys).double()  # (M,): sum of x * y * ink
-    mass = rows.sum(dim=1).clamp_min(1e-12)
-    cx = cols @ xs.double() / mass
-    cy = rows @ ys.double() / mass
-    mu11 = xy / mass - cx * cy
-    mu02 = rows @ (ys.double() ** 2) / mass - cy**2
-    return torch.stack([cx, cy], dim=1), mu11, mu02
 
 
 def render_digits(
