@@ -340,7 +340,8 @@ def _run_beams(
         tokens = new_tokens.flatten()
         prefixes = torch.cat([prefixes[parent_rows], tokens[:, None]], dim=1)
         # A hypothesis that ends with <eos> is finished: it leaves the beam for good and
-        # the others carry on (the beam shrinks, so k = 1 is exactly greedy search).
+        # its slot is refilled from the other hypotheses' continuations (with k = 1 none is
+        # left, so the search stops there: exactly greedy decoding).
         ended = (new_tokens == eos_id) & (beam_log_probs > -math.inf)
         _collect(found, prefixes, beam_log_probs, ended, length_penalty)
         beam_log_probs = beam_log_probs.masked_fill(ended, -math.inf)

@@ -53,17 +53,16 @@ __all__ = [
     "pool_kinds",
 ]
 
-PEN_BANDS = {"thin": (1.0, 1.4), "normal": (2.0, 2.6), "thick": (3.2, 3.8)}
+PEN_BANDS = {"thin": (1.0, 1.4), "normal": (1.9, 2.5), "thick": (3.3, 3.9)}
 """Pen width in canvas pixels for each thickness word, the same for small and large digits.
-The gaps between bands (1.4-2.0 and 2.6-3.2) hold no digit, so that a measurement with its
+The gaps between bands (1.4-1.9 and 2.5-3.3) hold no digit, so that a measurement with its
 own errors still reads the word."""
 WINDOW = 32
 """Each digit is drawn into a square window of this many canvas pixels around its centre: a
 large digit (0.9 x MNIST's 20-pixel box, leaning, with the widest pen) fits with room."""
-MAX_REDRAWS = 96
-"""How many other digits :func:`draw_legibly` tries in place of a faulty drawing..."""
-CANDIDATES = 8
-"""...this many at a time."""
+MAX_REDRAWS = 255
+"""How many other digits :func:`draw_legibly` tries in place of a faulty drawing, at most."""
+_CANDIDATES_PER_ROUND = (1, 2, 4, 8, 16, 32, 64, 128)  # one try first: most succeed at once
 MIN_LOOP_AREA = 3
 """A hole in an MNIST digit counts as a loop from this many pixels (smaller ones are specks)."""
 _FRAME = 2  # empty MNIST pixels around a digit while its skeleton is found
@@ -292,17 +291,18 @@ def draw_legibly(
     picks = picks.clone()
     windows, corner = draw_with_pen(images[picks], *placement)
     redo = drawing_faults(windows, images[picks]).nonzero().squeeze(1)
-    for _ in range(MAX_REDRAWS // CANDIDATES):
-        if len(redo) == 0:
+    tried_so_far = 0
+    for tries in _CANDIDATES_PER_ROUND:
+        if len(redo) == 0 or tried_so_far >= MAX_REDRAWS:
             break
-        # CANDIDATES replacements for each faulty drawing at once, the first good one kept
-        rows = redo.repeat_interleave(CANDIDATES)
+        tried_so_far += tries
+        rows = redo.repeat_interleave(tries)
         offset = (torch.rand(len(rows), generator=generator) * count[picks[rows]]).long()
         candidates = order[first[picks[rows]] + offset]
         tried, _ = draw_with_pen(images[candidates], *(value[rows] for value in placement))
-        good = ~drawing_faults(tried, images[candidates]).view(-1, CANDIDATES)
+        good = ~drawing_faults(tried, images[candidates]).view(-1, tries)
         found = good.any(dim=1)
-        chosen = torch.arange(len(redo)) * CANDIDATES + good.float().argmax(dim=1)
+        chosen = torch.arange(len(redo)) * tries + good.float().argmax(dim=1)
         picks[redo[found]] = candidates[chosen[found]]
         windows[redo[found]] = tried[chosen[found]]
         redo = redo[~found]
