@@ -28,6 +28,7 @@ __all__ = [
     "check_same_batch",
     "check_sizes",
     "check_tensor",
+    "describe_tensor",
     "is_int",
 ]
 
@@ -38,6 +39,14 @@ def _got(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def describe_tensor(value: object) -> str:
+    """What arrived where a tensor was wanted: ``"torch.uint8 (2, 28, 28)"`` for a tensor,
+    the type's name otherwise."""
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def is_int(value: object) -> bool:

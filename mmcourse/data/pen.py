@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from skimage.morphology import skeletonize
 
+from mmcourse._validate import describe_tensor
 from mmcourse.data.shapes import count_loops, count_pieces, fill_specks
 
 __all__ = [
@@ -77,12 +78,9 @@ def _check_digits(digits: object) -> torch.Tensor:
         or digits.dim() != 3
         or digits.shape[1:] != (28, 28)
     ):
-        got = (
-            f"{digits.dtype} {tuple(digits.shape)}"
-            if isinstance(digits, torch.Tensor)
-            else type(digits).__name__
+        raise ValueError(
+            f"digits must be uint8 MNIST digits (M, 28, 28), got {describe_tensor(digits)}"
         )
-        raise ValueError(f"digits must be uint8 MNIST digits (M, 28, 28), got {got}")
     return digits
 
 

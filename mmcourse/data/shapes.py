@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from mmcourse._validate import is_int
+from mmcourse._validate import describe_tensor, is_int
 
 __all__ = ["count_loops", "count_pieces", "fill_specks", "image_moments", "skeleton"]
 
@@ -105,12 +105,7 @@ _FOUR_CONNECTED[1, 1, :] = _FOUR_CONNECTED[1, :, 1] = True
 
 def _check_masks(mask: object, name: str) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 3:
-        got = (
-            f"{mask.dtype} {tuple(mask.shape)}"
-            if isinstance(mask, torch.Tensor)
-            else type(mask).__name__
-        )
-        raise ValueError(f"{name} must be a bool tensor (M, H, W), got {got}")
+        raise ValueError(f"{name} must be a bool tensor (M, H, W), got {describe_tensor(mask)}")
     return mask
 
 
@@ -155,9 +150,8 @@ def count_loops(mask: torch.Tensor, min_area: int = 1) -> torch.Tensor:
     if not is_int(min_area) or min_area < 1:
         raise ValueError(f"min_area must be a positive int, got {min_area!r}")
     background = np.pad(~mask.numpy(), ((0, 0), (1, 1), (1, 1)), constant_values=True)
-    # the background outside the digit is one component too, and always the largest
-    outside = 1 if len(mask) else 0
-    return _components_per_image(background, _FOUR_CONNECTED, min_area) - outside
+    # the background around the digit (joined to the padded border) is one more component
+    return _components_per_image(background, _FOUR_CONNECTED, min_area) - 1
 
 
 def fill_specks(mask: torch.Tensor, min_area: int) -> torch.Tensor:
