@@ -73,10 +73,9 @@ from mmcourse.data.captions import (
     CANVAS_STD,
     CENTER_Y_RANGE,
     HOLDOUT,
+    MAX_DIGITS,
     N_TEMPLATES,
     NUMBER_WORDS,
-    SCALES,
-    SHEARS,
     SIZES,
     SLANTS,
     SLOT_X,
@@ -85,9 +84,10 @@ from mmcourse.data.captions import (
     Holdout,
     Layout,
     MNISTCaptions,
+    compose,
     describe,
-    render_digits,
 )
+from mmcourse.data.pen import PEN_BANDS
 from mmcourse.losses import clip_loss, clip_loss_with_duplicates, negative_caption_loss
 from mmcourse.metrics import accuracy, recall_at_k
 from mmcourse.models.dual import DualEncoder
@@ -861,19 +861,16 @@ def place_digits_on_canvas(
     """Draw each 28x28 MNIST digit alone in the middle slot of a blank canvas: uint8
     ``(N, 64, 64)``.
 
-    It calls the dataset's own renderer (:func:`mmcourse.data.captions.render_digits`), so the
-    digit is drawn exactly as MNIST-Captions draws a single digit described as
-    ``"a <size> [<thickness>] <digit> [leaning <slant>] in the middle"``: deslanted, then
-    sheared by the slant's shear, scaled by the size's factor (large: 0.9, small: 0.6), its
-    centre of mass put at ``centre``. The default centre is the *typical* one,
+    It calls the dataset's own drawing (:func:`mmcourse.data.captions.compose`), so the digit
+    is drawn as MNIST-Captions draws a single digit described as
+    ``"a <size> [<thickness>] <digit> [leaning <slant>] in the middle"``: its centre line
+    deslanted, then sheared by the slant's shear, scaled by the size's factor, traced with a
+    pen from the middle of the thickness word's band (:data:`~mmcourse.data.pen.PEN_BANDS`),
+    its centre of mass put at ``centre``. The default centre is the *typical* one,
     :data:`TYPICAL_CENTRE` -- the middle slot's ``x = 32`` without the dataset's horizontal
-    jitter of up to 1.5 pixels, and ``y = 32``, the middle of its vertical range 26..38 --
-    so the result is deterministic; with the same centre, ``render_layout`` draws the very
-    same pixels.
-
-    The default ``"large"``, ``"normal"``, ``"upright"`` keeps the digit as close to the MNIST
-    original as the renderer allows: no morphology (only thin and thick change the strokes),
-    no shear beyond removing the writer's own slant, and the larger of the two sizes.
+    jitter of up to 1.5 pixels, and ``y = 32``, the middle of its vertical range 26..38 -- so
+    the result is deterministic. Unlike the dataset, it never swaps a digit whose drawing
+    broke a stroke or filled a loop for another: every digit given is drawn.
 
     Args:
         digits: uint8 ``(N, 28, 28)`` MNIST digits (``mnist.load_digits(...)[0]``).
@@ -895,17 +892,20 @@ def place_digits_on_canvas(
     n = len(digits)
     if n == 0:
         return torch.zeros(0, CANVAS, CANVAS, dtype=torch.uint8)
-    # Drawn straight into a full 64x64 "band" whose origin is the canvas's: the same sampling
-    # grid render_layout uses (it shifts band and offset by the same whole number of pixels).
-    drawn = render_digits(
-        digits,
-        scale=torch.full((n,), SCALES[SIZES.index(size)]),
-        shear=torch.full((n,), SHEARS[SLANTS.index(slant)]),
-        thickness=torch.full((n,), THICKNESSES.index(thickness), dtype=torch.long),
-        offset=torch.tensor([x, y]).expand(n, 2),
-        band=(CANVAS, CANVAS),
+    empty = torch.full((n, MAX_DIGITS), -1)
+    middle = torch.zeros_like(empty).index_fill_(1, torch.tensor([1]), 1).bool()
+    layout = Layout(
+        torch.where(middle, 0, empty),
+        torch.where(middle, SIZES.index(size), empty),
+        torch.where(middle, THICKNESSES.index(thickness), empty),
+        torch.where(middle, SLANTS.index(slant), empty),
     )
-    return (drawn.clamp(0, 1) * 255).round().to(torch.uint8)
+    slots = torch.zeros(n, MAX_DIGITS, 28, 28, dtype=torch.uint8)
+    slots[:, 1] = digits
+    centers = torch.tensor([x, y]).repeat(n, MAX_DIGITS, 1)
+    low, high = PEN_BANDS[thickness]
+    pen_width = torch.full((n, MAX_DIGITS), (low + high) / 2)
+    return compose(layout, slots, centers, pen_width)
 
 
 def prompt_templates(

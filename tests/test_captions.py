@@ -79,40 +79,76 @@ def test_source_digits_have_the_labels_the_ground_truth_claims(pool, train) -> N
     assert torch.equal(labels[train.source[present]], train.layout.digits[present])
 
 
-def test_thick_digits_have_more_ink_than_their_thin_twins(pool) -> None:
-    images, labels = pool
-    digits = images[:300]
+def one_digit_each(digits: torch.Tensor, thickness: int, pen_width: float):
+    """``compose``'s arguments for each MNIST digit drawn alone, large and upright, in the
+    middle slot with a pen ``pen_width`` canvas pixels wide."""
     n = len(digits)
-    common = dict(scale=torch.ones(n), shear=torch.zeros(n), offset=torch.full((n, 2), 20.0))
+    slots = torch.zeros(n, 3, 28, 28, dtype=torch.uint8)
+    slots[:, 1] = digits
+    centers = torch.full((n, 3, 2), 32.0)
+    widths = torch.full((n, 3), pen_width)
+    return single_digit_layout([0] * n, slant=1, thickness=thickness), slots, centers, widths
+
+
+def test_thick_digits_have_more_ink_than_their_thin_twins(pool) -> None:
+    images, _ = pool
+    digits = images[:300]
     ink = {
-        name: C.render_digits(digits, thickness=torch.full((n,), index), **common)
-        .sum(dim=(1, 2))
-        .numpy()
-        for index, name in enumerate(C.THICKNESSES)
+        word: C.compose(*one_digit_each(digits, index, width)).float().sum(dim=(1, 2)).numpy()
+        for index, (word, width) in enumerate(zip(C.THICKNESSES, (1.2, 2.2, 3.6)))
     }
     assert (ink["thick"] > ink["normal"]).all()
     assert (ink["normal"] > ink["thin"]).all()
-    assert np.median(ink["thick"] / ink["thin"]) > 2.0
+    # A pen three times as wide lays about three times the ink along the same centre line.
+    assert 2.4 < np.median(ink["thick"] / ink["thin"]) < 3.6
 
 
-def test_stroke_width_order(pool) -> None:
-    """Morpho-MNIST's thickness estimate: 2 * area / perimeter of the binarised digit."""
+def test_stroke_width_is_the_pen_width(pool) -> None:
+    """Morpho-MNIST's thickness estimate, 2 * area / perimeter of the binarised drawing,
+    recovers the pen's width in canvas pixels to within a fifth of a pixel, once the grid's
+    staircase outline (4/pi longer than a smooth one, on average over directions) is allowed
+    for."""
     images, _ = pool
     digits = images[:100]
-    n = len(digits)
-    common = dict(scale=torch.ones(n), shear=torch.zeros(n), offset=torch.full((n, 2), 20.0))
 
-    def width(thickness: int) -> np.ndarray:
-        drawn = C.render_digits(digits, thickness=torch.full((n,), thickness), **common) > 0.5
+    def width(pen: float) -> np.ndarray:
+        drawn = C.compose(*one_digit_each(digits, 1, pen)) >= 128
         binary = drawn.numpy()
         area = binary.sum(axis=(1, 2))
         edges = (binary[:, 1:, :] != binary[:, :-1, :]).sum(axis=(1, 2)) + (
             binary[:, :, 1:] != binary[:, :, :-1]
         ).sum(axis=(1, 2))
-        return 2 * area / edges
+        return 2 * area / edges * (4 / np.pi)  # a grid outline is 4/pi longer than a smooth one
 
-    thin, normal, thick = width(0), width(1), width(2)
-    assert np.median(thin) < np.median(normal) < np.median(thick)
+    for pen in (1.2, 2.2, 3.6):
+        assert abs(np.median(width(pen)) - pen) < 0.2, (pen, np.median(width(pen)))
+
+
+def test_render_layout_redraws_with_the_same_class_and_compose_repeats_it(pool, train) -> None:
+    images, labels = pool
+    present = train.layout.digits >= 0
+    assert torch.equal(labels[train.source[present]], train.layout.digits[present])
+    again = C.compose(
+        train.layout, images[train.source.clamp_min(0)], train.centers, train.pen_width
+    )
+    assert torch.equal(again, train.images)
+    with pytest.raises(ValueError, match="pen_width must be float"):
+        C.compose(train.layout, images[train.source.clamp_min(0)], train.centers, train.source)
+    off = train.centers.clone()
+    off[present] = -5.0
+    with pytest.raises(ValueError, match="on the canvas"):
+        C.compose(train.layout, images[train.source.clamp_min(0)], off, train.pen_width)
+
+
+def test_pen_widths_lie_in_the_band_of_the_word(train) -> None:
+    from mmcourse.data.pen import PEN_BANDS
+
+    present = train.layout.digits >= 0
+    assert torch.isnan(train.pen_width[~present]).all()
+    for index, word in enumerate(C.THICKNESSES):
+        low, high = PEN_BANDS[word]
+        widths = train.pen_width[present & (train.layout.thickness == index)]
+        assert len(widths) > 300 and widths.min() >= low and widths.max() <= high
 
 
 @pytest.mark.parametrize("slant", ["left", "upright", "right"])
@@ -120,7 +156,7 @@ def test_measured_slant_has_the_sign_the_caption_claims(pool, slant: str) -> Non
     images, labels = pool
     generator = torch.Generator().manual_seed(1)
     layout = single_digit_layout([d % 10 for d in range(100)], C.SLANTS.index(slant))
-    canvases, _, _ = C.render_layout(layout, images, labels, generator)
+    canvases, _, _, _ = C.render_layout(layout, images, labels, generator)
     skews = np.array([moments(img.numpy())[2] for img in canvases])
     # Image y grows downwards: a digit whose top leans right has x falling as y grows.
     if slant == "right":
@@ -128,7 +164,7 @@ def test_measured_slant_has_the_sign_the_caption_claims(pool, slant: str) -> Non
     elif slant == "left":
         assert (skews > 0.15).all()
     else:
-        assert (np.abs(skews) < 0.05).all()
+        assert (np.abs(skews) < 0.1).all()  # the ink's slant, not the centre line's
 
 
 def test_positions_match_centroids(pool, train) -> None:
@@ -142,11 +178,13 @@ def test_positions_match_centroids(pool, train) -> None:
     for field in ("size", "thickness", "slant"):
         getattr(layout, field)[layout.digits < 0] = -1
         getattr(layout, field)[layout.digits >= 0] = 1
-    canvases, centers, _ = C.render_layout(layout, images, labels, torch.Generator())
+    canvases, centers, _, _ = C.render_layout(layout, images, labels, torch.Generator())
     for canvas, center, digits in zip(canvases, centers, layout.digits):
         slot = int((digits >= 0).nonzero())
         cx, cy, _ = moments(canvas.numpy())
-        assert abs(cx - center[slot, 0].item()) < 0.6 and abs(cy - center[slot, 1].item()) < 0.6
+        # centers are the centre line's centre of mass; round pen ends and ink that saturates
+        # where strokes cross move the ink's by about a pixel at most.
+        assert abs(cx - center[slot, 0].item()) < 1.2 and abs(cy - center[slot, 1].item()) < 1.2
         assert abs(cx - C.SLOT_X[slot]) < 3
     # On real multi-digit canvases each centre lies in its slot's third of the canvas.
     x = train.centers[..., 0]
@@ -304,7 +342,15 @@ def test_min_and_max_digits(pool) -> None:
         (lambda p: C.Holdout(digit_attributes=((7, "colour", "red"),)), "bad held-out"),
         (lambda p: C.Holdout(digit_attributes=((7, "size", "huge"),)), "not a value of size"),
         (lambda p: C.Holdout(digit_pairs=((3, 3),)), "bad held-out digit pair"),
-        (lambda p: C.image_moments(torch.zeros(2, 2)), r"expects \(M, H, W\)"),
+        (
+            lambda p: C.compose(
+                C.Layout(*[torch.zeros(1, 3, dtype=torch.long)] * 4),
+                p[0][:1],
+                torch.zeros(1, 3, 2),
+                torch.ones(1, 3),
+            ),
+            "digits must be uint8",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(pool, call, message: str) -> None:
@@ -412,3 +458,28 @@ def test_canvas_statistics_are_the_training_canvases_own() -> None:
     assert abs(pixels.std(ddof=1) - C.CANVAS_STD) < 5e-4
     standardised = C.make_mnist_captions("train", n=2000).float_images().numpy()
     assert abs(standardised.mean()) < 0.05 and abs(standardised.std() - 1) < 0.05
+
+
+def test_each_canvas_is_its_digits_drawn_alone_laid_over_one_another(pool, train) -> None:
+    part = train.select(torch.arange(200))
+    alone = C.draw_alone(part, pool[0])
+    rows = (part.layout.digits >= 0).nonzero()[:, 0]
+    assert len(alone) == len(rows) == int(part.n_digits.sum())
+    overlaid = torch.zeros_like(part.images)
+    for row, image in zip(rows.tolist(), alone):
+        overlaid[row] = torch.maximum(overlaid[row], image)
+    assert torch.equal(overlaid, part.images)
+    assert (alone.flatten(1).amax(dim=1) > 200).all()  # every digit alone has its ink
+
+
+def test_stroke_width_reads_bars_of_known_width() -> None:
+    from mmcourse.data.shapes import stroke_width
+
+    bars = torch.zeros(4, 24, 24, dtype=torch.uint8)
+    for index, width in enumerate((1, 2, 3, 5)):
+        bars[index, 3:21, 5 : 5 + width] = 255  # vertical bars
+    bars[3] = bars[3].T.contiguous()  # and one lying down
+    assert stroke_width(bars).tolist() == pytest.approx([1, 2, 3, 5], abs=0.25)
+    assert stroke_width(torch.zeros(1, 5, 5, dtype=torch.uint8)).tolist() == [0.0]
+    with pytest.raises(ValueError, match="uint8"):
+        stroke_width(torch.zeros(1, 5, 5))

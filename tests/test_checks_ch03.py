@@ -131,6 +131,7 @@ def test_check_held_out_count_names_each_slip_on_a_layout_made_by_hand() -> None
         layout,
         torch.zeros(6, 3, 2),
         torch.zeros(6, 3, dtype=torch.long),
+        torch.full((6, 3), 2.0),
         [],
         [],
     )

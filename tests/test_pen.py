@@ -15,12 +15,13 @@ import pytest
 import torch
 from scipy import ndimage
 
+from mmcourse.data import captions as C
 from mmcourse.data import mnist
 from mmcourse.data import pen as P
 from mmcourse.data.shapes import count_loops, count_pieces
 from tests.test_thickness import stroke_thickness
 
-SIZES = {"small": 0.6, "large": 0.9}
+SIZES = dict(zip(C.SIZES, C.SCALES))  # the dataset's own sizes
 SHEARS = (-0.3, 0.0, 0.3)
 LOOPS = {0: 1, 6: 1, 8: 2, 9: 1}  # the loops a closed 0, 6, 8 or 9 has
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -216,3 +217,18 @@ def test_bad_arguments_are_named() -> None:
         count_loops(torch.zeros(2, 3, 3))
     with pytest.raises(ValueError, match="min_area must be a positive int"):
         count_loops(torch.zeros(2, 3, 3, dtype=torch.bool), min_area=0)
+
+
+def test_move_to_band_keeps_the_place_within_the_band() -> None:
+    widths = P.pen_widths(torch.tensor([0, 1, 2, 0]), torch.Generator().manual_seed(3))
+    moved = P.move_to_band(widths, torch.tensor([0, 1, 2, 0]), torch.tensor([2, 0, 1, 0]))
+    for width, word, new_width, new_word in zip(
+        widths.tolist(), (0, 1, 2, 0), moved.tolist(), (2, 0, 1, 0)
+    ):
+        (low, high), (new_low, new_high) = (list(P.PEN_BANDS.values())[w] for w in (word, new_word))
+        assert new_low <= new_width <= new_high
+        assert (new_width - new_low) / (new_high - new_low) == pytest.approx(
+            (width - low) / (high - low), abs=1e-5
+        )
+    with pytest.raises(ValueError, match="new_word must be indices"):
+        P.move_to_band(widths, torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 3]))

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 
 from mmcourse import losses as L
 from mmcourse import retrieval as R
 from mmcourse.data import captions as C
 from mmcourse.data import mnist
+from mmcourse.data.pen import PEN_BANDS
 from mmcourse.models.dual import DualEncoder
 from mmcourse.vocab import Vocabulary, tokenize
 
@@ -34,6 +36,7 @@ def data() -> C.MNISTCaptions:
         C.Layout.cat([p.layout for p in parts]),
         torch.cat([p.centers for p in parts]),
         torch.cat([p.source for p in parts]),
+        torch.cat([p.pen_width for p in parts]),
         [c for p in parts for c in p.captions],
         [q for p in parts for q in p.qa],
     )
@@ -215,8 +218,8 @@ def test_retrieval_report_with_an_oracle(data: C.MNISTCaptions, vocab: Vocabular
 class DigitModel(nn.Module):
     """Embeddings built so that zero-shot recognition has a known answer.
 
-    - encode_image reads the brightest pixel of a canvas: the test digits are squares of
-      brightness ``20 (k + 1)`` for digit ``k``, so it returns the one-hot ``e_k``;
+    - encode_image counts the separate blots of ink on a canvas: the test digits are ``k + 1``
+      dots for digit ``k`` (the pen draws each dot as a disc), so it returns the one-hot ``e_k``;
     - encode_text returns ``e_d`` for a prompt naming digit ``d``, plus ``mislead * e_(d+1)``
       when the prompt says "small".
     """
@@ -227,9 +230,9 @@ class DigitModel(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))  # a parameter, so the model has a device
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        raw = images * C.CANVAS_STD + C.CANVAS_MEAN
-        level = (raw.flatten(1).amax(dim=1) * 255).round().long()
-        return F.one_hot(level // 20 - 1, 10).float()
+        ink = (images * C.CANVAS_STD + C.CANVAS_MEAN)[:, 0] > 0.1
+        dots = [ndimage.label(canvas.numpy(), structure=np.ones((3, 3)))[1] for canvas in ink]
+        return F.one_hot(torch.tensor(dots) - 1, 10).float()
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(len(ids), 10)
@@ -245,10 +248,12 @@ class DigitModel(nn.Module):
 
 
 def square_digits(labels: list[int]) -> torch.Tensor:
-    """uint8 (N, 28, 28): a 10x10 square of brightness 20 (k + 1) for label k."""
+    """uint8 (N, 28, 28): k + 1 dots (2x2 squares, 5 pixels apart, four to a row) for label k."""
     digits = torch.zeros(len(labels), 28, 28, dtype=torch.uint8)
     for i, k in enumerate(labels):
-        digits[i, 9:19, 9:19] = 20 * (k + 1)
+        for dot in range(k + 1):
+            row, column = 7 + 5 * (dot // 4), 6 + 5 * (dot % 4)
+            digits[i, row : row + 2, column : column + 2] = 255
     return digits
 
 
@@ -356,18 +361,24 @@ def ten_digits() -> torch.Tensor:
     [("large", "normal", "upright"), ("small", "thick", "left"), ("large", "thin", "right")],
 )
 def test_place_digits_matches_the_dataset_renderer(
-    ten_digits: torch.Tensor, size: str, thickness: str, slant: str, monkeypatch
+    ten_digits: torch.Tensor, size: str, thickness: str, slant: str
 ) -> None:
-    # The dataset's render_layout, its random jitter switched off and its centre fixed at
-    # y = 32: a pool of the ten digits labelled 0..9 makes it draw exactly digit i on canvas i.
-    monkeypatch.setattr(C, "JITTER_X", 0.0)
-    monkeypatch.setattr(C, "CENTER_Y_RANGE", (32.0, 32.0))
+    # The dataset's render_layout draws digit i on canvas i from a pool of the ten digits
+    # labelled 0..9; compose draws the same again at the typical centre with the middle of
+    # the word's pen band, which is what place_digits_on_canvas promises.
     values = (C.SIZES.index(size), C.THICKNESSES.index(thickness), C.SLANTS.index(slant))
     one = layout([[None, (d, *values), None] for d in range(10)])
-    expected, centers, source = C.render_layout(
+    _, centers, source, pen_width = C.render_layout(
         one, ten_digits, torch.arange(10), torch.Generator().manual_seed(0)
     )
     assert source[:, 1].tolist() == list(range(10))
+    low, high = PEN_BANDS[thickness]
+    assert ((pen_width[:, 1] >= low) & (pen_width[:, 1] <= high)).all()
+    centers[:, 1] = torch.tensor(R.TYPICAL_CENTRE)
+    pen_width[:, 1] = (low + high) / 2
+    slots = torch.zeros(10, 3, 28, 28, dtype=torch.uint8)
+    slots[:, 1] = ten_digits
+    expected = C.compose(one, slots, centers, pen_width)
     placed = R.place_digits_on_canvas(ten_digits, size, thickness, slant)
     assert placed.dtype == torch.uint8 and placed.shape == (10, 64, 64)
     assert torch.equal(placed, expected)

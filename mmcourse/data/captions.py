@@ -1,10 +1,12 @@
 """MNIST-Captions: the course's own image-and-text dataset, built from MNIST digits.
 
 Each example is a 64x64 canvas with one to three MNIST digits standing in three slots (left,
-middle, right). Every digit is changed *by construction*: its size (scaled), stroke thickness
-(thinned or thickened as Morpho-MNIST's perturbations do: at 4x resolution, by a radius in
-proportion to the digit's own measured stroke thickness, keeping a thin digit's skeleton so it
-stays in one piece) and slant (first deslanted, then sheared). So every word of a caption is ground truth, not a guess:
+middle, right). Every digit is drawn again *by construction* (:mod:`mmcourse.data.pen`): its
+centre line is traced with a round pen whose width, in canvas pixels, lies in the band its
+thickness word names (thin 1.0-1.4, normal 1.9-2.5, thick 3.3-3.9 pixels, the same at both
+sizes); it is scaled for its size, and its own slant is removed before the caption's slant is
+sheared in. A drawing that breaks a stroke or fills a loop is drawn again from another digit
+of the same class. So every word of a caption is ground truth that the canvas shows:
 
     "a small thick seven on the left and a large two leaning right on the right"
 
@@ -23,19 +25,19 @@ with a combination that :data:`HOLDOUT` keeps out of the other three splits.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from mmcourse import config
-from mmcourse._validate import check_choice, check_int, is_int
+from mmcourse._validate import check_choice, check_int, describe_tensor, is_int
 from mmcourse.data import mnist
-from mmcourse.data.shapes import image_moments, skeleton
+from mmcourse.data.cache import cached, fingerprint
+from mmcourse.data.pen import WINDOW, draw_legibly, draw_with_pen, pen_widths, pool_kinds
 from mmcourse.vocab import tokenize
 
 CANVAS = 64
@@ -48,14 +50,14 @@ CENTER_Y_RANGE = (26.0, 38.0)
 JITTER_X = 1.5
 
 SIZES = ("small", "large")
-SCALES = (0.6, 0.9)
+SCALES = (0.7, 1.0)
 """How much a 28x28 MNIST digit is scaled for each size."""
 THICKNESSES = ("thin", "normal", "thick")
 SLANTS = ("left", "upright", "right")
-CANVAS_MEAN = 0.0345
+CANVAS_MEAN = 0.0362
 """Mean pixel (scaled to [0, 1]) of the training canvases; most of a canvas is background,
 so it is far below MNIST's 0.1307 (``tests/test_captions.py`` recomputes it)."""
-CANVAS_STD = 0.1636
+CANVAS_STD = 0.1713
 """Standard deviation of the training canvases' pixels (scaled to [0, 1])."""
 SHEARS = (-0.3, 0.0, 0.3)
 """Shear of each slant: x moves by ``shear * height`` above the centre (positive leans right)."""
@@ -67,9 +69,6 @@ DEFAULT_SIZES = {
     "fast": {"train": 10_000, "val": 2_000, "test": 2_000, "compositional": 2_000},
     "full": {"train": 60_000, "val": 10_000, "test": 10_000, "compositional": 10_000},
 }
-
-_BAND_W, _BAND_TOP, _BAND_H = 40, 8, 48  # each slot is drawn into a 48x40 band of the canvas
-_PAD = 8  # the canvas is padded by this much while drawing, so bands may overhang its edges
 
 
 @dataclass(frozen=True)
@@ -242,186 +241,29 @@ def sample_split_layout(
 # --------------------------------------------------------------------------- rendering
 
 
-_UP = 4
-"""Morphology runs at this many times MNIST's resolution (as Morpho-MNIST does)."""
-_FRAME = 2
-"""Empty MNIST pixels added around each digit, so that a thickened digit is never cut off."""
-THIN_KEEP = 0.5
-"""A thin digit keeps about this fraction of its measured stroke thickness."""
-THICK_GROW = 0.8
-"""A thick digit's strokes grow by about this fraction of their measured thickness..."""
-THICK_MAX_RADIUS = 1.5
-"""...but by at most this many MNIST pixels on each side, so loops do not fill into blobs."""
-MIN_THIN_WIDTH = 0.9
-"""No stroke of a thin digit is drawn narrower than this many *canvas* pixels."""
+def _paste(n: int, windows: torch.Tensor, corner: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(n, 64, 64)`` canvases: each pen window ``(M, WINDOW, WINDOW)`` laid on canvas
+    ``rows[i]`` with its top-left pixel at ``corner[i]`` (x, y); where windows overlap, the
+    darker ink wins. Windows may hang over the canvas's edges."""
+    side = CANVAS + 2 * WINDOW  # the canvas with a window's margin all round
+    steps = torch.arange(WINDOW)
+    y = corner[:, 1, None, None] + WINDOW + steps[None, :, None]
+    x = corner[:, 0, None, None] + WINDOW + steps[None, None, :]
+    flat = rows[:, None, None] * side * side + y * side + x
+    canvas = torch.zeros(n * side * side)
+    canvas.scatter_reduce_(0, flat.flatten(), windows.flatten(), "amax")
+    inner = canvas.view(n, side, side)[:, WINDOW : WINDOW + CANVAS, WINDOW : WINDOW + CANVAS]
+    return (inner.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def _count(mask: torch.Tensor) -> torch.Tensor:
-    """How many pixels of each ``(H, W)`` mask in ``(M, H, W)`` are set (summed as uint8, ten
-    times faster than a bool sum)."""
-    return mask.contiguous().view(torch.uint8).flatten(1).sum(1, dtype=torch.int32).long()
-
-
-def _erode(mask: torch.Tensor, square: bool) -> torch.Tensor:
-    """Binary erosion of 0/1 uint8 images ``(M, H, W)`` by a 3x3 cross or square (outside
-    counts as empty). Shifted slices of uint8: several times faster than pooling or bools."""
-    out = mask.clone()
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
-    out[:, 0] = out[:, -1] = 0
-    src = out.clone() if square else mask
-    out[:, :, 1:] &= src[:, :, :-1]
-    out[:, :, :-1] &= src[:, :, 1:]
-    out[:, :, 0] = out[:, :, -1] = 0
-    return out
-
-
-def _dilate(mask: torch.Tensor, square: bool) -> torch.Tensor:
-    """Binary dilation of 0/1 uint8 images ``(M, H, W)`` by a 3x3 cross or square."""
-    out = mask.clone()
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    src = out.clone() if square else mask
-    out[:, :, 1:] |= src[:, :, :-1]
-    out[:, :, :-1] |= src[:, :, 1:]
-    return out
-
-
-def _by_radius(mask: torch.Tensor, radius: torch.Tensor, grow: bool) -> torch.Tensor:
-    """Erode (``grow=False``) or dilate each ``(H, W)`` bool mask by its own integer ``radius``.
-
-    The structuring element is an octagon: crosses and squares alternate, the closest a chain
-    of 3x3 steps gets to a disk. Each step works only on the masks whose radius reaches it.
-    """
-    current = mask.contiguous().view(torch.uint8)
-    out = current.clone()
-    active = torch.arange(len(mask))
-    for step in range(1, int(radius.max()) + 1 if len(radius) else 1):
-        keep = radius[active] >= step
-        active, current = active[keep], current[keep]
-        current = (_dilate if grow else _erode)(current, square=step % 2 == 0)
-        out[active] = current
-    return out.view(torch.bool)
-
-
-def morph_thickness(
-    digits: torch.Tensor, thickness: torch.Tensor, scale: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Thin or thicken the strokes of uint8 digits ``(M, H, W)``, one choice per digit, as
-    Morpho-MNIST does: at 4x resolution, by a radius proportional to each digit's own stroke
-    thickness. Returns float images ``(M, H + 4, W + 4)`` in [0, 1] (a 2-pixel frame added);
-    *normal* digits are returned as they are.
-
-    1. Upsample 4x (bilinear, exact integer weights) and binarise at half ink.
-    2. Measure the stroke thickness: ``2 * area / perimeter`` (the perimeter from the count of
-       boundary edges, times pi/4 to turn that city-block length into a Euclidean one).
-    3. *thin*: erode by ``(1 - THIN_KEEP) / 2`` of the thickness, and put back the digit's
-       skeleton (:func:`skeleton` of the 28x28 digit, at least :data:`MIN_THIN_WIDTH` canvas
-       pixels wide for a digit drawn at ``scale``) so that no stroke vanishes and the digit
-       stays in as many pieces as it had. *thick*: dilate by ``THICK_GROW / 2`` of the
-       thickness (at most :data:`THICK_MAX_RADIUS`).
-    4. Average each 4x4 block back down.
-
-    Every step is integer or boolean arithmetic, so the result is the same on every CPU.
-    """
-    if digits.dim() != 3 or digits.dtype != torch.uint8:
-        raise ValueError(
-            f"morph_thickness expects uint8 (M, H, W), got {digits.dtype} {tuple(digits.shape)}"
-        )
-    if thickness.shape != digits.shape[:1]:
-        raise ValueError(
-            f"thickness must have shape ({len(digits)},), got {tuple(thickness.shape)}"
-        )
-    scale = torch.ones(len(digits)) if scale is None else scale
-    result = F.pad(digits, (_FRAME,) * 4).float() / 255.0  # normal digits stay as drawn
-    changed = (thickness != THICKNESSES.index("normal")).nonzero().squeeze(1)
-    if len(changed) == 0:
-        return result
-    thickness, scale = thickness[changed], scale[changed]
-    m = len(changed)
-    framed = F.pad(digits[changed], (_FRAME,) * 4)
-    # Work only on a window around each digit's ink (MNIST digits fill at most 20x20 pixels).
-    rows, cols = framed.any(dim=2), framed.any(dim=1)
-    size = framed.shape[-1]
-    first_row = rows.float().argmax(dim=1)
-    last_row = size - 1 - rows.flip(1).float().argmax(dim=1)
-    first_col = cols.float().argmax(dim=1)
-    last_col = size - 1 - cols.flip(1).float().argmax(dim=1)
-    side = int(torch.maximum(last_row - first_row, last_col - first_col).max()) + 1 if m else 1
-    side = min(side + 2 * _FRAME, size)
-    top = (first_row - _FRAME).clamp(0, size - side)
-    left = (first_col - _FRAME).clamp(0, size - side)
-    span = torch.arange(side)
-    index = (
-        torch.arange(m)[:, None, None],
-        (top[:, None] + span)[:, :, None],
-        (left[:, None] + span)[:, None, :],
-    )
-    window = framed[index]
-    # Bilinear weights at 4x are multiples of 1/8, so this is exact in float32.
-    ink = F.interpolate(window[:, None].float(), scale_factor=_UP, mode="bilinear")[:, 0] >= 128
-    area = _count(ink)
-    edges = _count(ink[:, 1:] != ink[:, :-1]) + _count(ink[:, :, 1:] != ink[:, :, :-1])
-    width = 8.0 * area.double() / (math.pi * edges.clamp_min(1).double())  # in 4x pixels
-    out = ink.clone()
-    thin = (thickness == THICKNESSES.index("thin")).nonzero().squeeze(1)
-    if len(thin):
-        radius = torch.floor((1 - THIN_KEEP) / 2 * width[thin] + 0.5).long().clamp_min(1)
-        eroded = _by_radius(ink[thin], radius, grow=False)
-        centre = skeleton(window[thin] >= 128)
-        centre = centre.repeat_interleave(_UP, dim=1).repeat_interleave(_UP, dim=2)
-        # A skeleton pixel is one MNIST pixel wide; widen it where the canvas needs more.
-        extra = MIN_THIN_WIDTH / scale[thin].double() - 1.0  # MNIST pixels
-        extra = torch.floor(extra * _UP / 2 + 0.5).long().clamp_min(0)
-        out[thin] = eroded | _by_radius(centre, extra, grow=True)
-    thick = (thickness == THICKNESSES.index("thick")).nonzero().squeeze(1)
-    if len(thick):
-        radius = torch.floor(THICK_GROW / 2 * width[thick] + 0.5).long()
-        radius = radius.clamp(1, int(THICK_MAX_RADIUS * _UP))
-        out[thick] = _by_radius(ink[thick], radius, grow=True)
-    # The mean of 16 zeros and ones is exact in float32.
-    morphed = torch.zeros(m, size, size)
-    morphed[index] = F.avg_pool2d(out[:, None].float(), _UP)[:, 0]
-    result[changed] = morphed
-    return result
-
-
-def render_digits(
-    digits: torch.Tensor,
-    scale: torch.Tensor,
-    shear: torch.Tensor,
-    thickness: torch.Tensor,
-    offset: torch.Tensor,
-    band: tuple[int, int] = (_BAND_H, _BAND_W),
-) -> torch.Tensor:
-    """Draw each MNIST digit transformed into a band: ``(M, H, W)`` float images in [0, 1].
-
-    Args:
-        digits: ``(M, 28, 28)`` uint8 MNIST digits.
-        scale, shear: ``(M,)`` size factor and slant shear (see :data:`SHEARS`).
-        thickness: ``(M,)`` index into :data:`THICKNESSES`.
-        offset: ``(M, 2)`` where the digit's centre of mass lands, in band pixels (x, y).
-
-    Each digit is deslanted first (its own slant, measured by image moments, is sheared away)
-    and then sheared by ``shear``, so a caption's "upright" or "leaning right" is true.
-    """
-    source = morph_thickness(digits, thickness, scale)[:, None]
-    centre, mu11, mu02 = image_moments(source[:, 0])
-    natural_slant = (mu11 / mu02.clamp_min(1e-6)).float()
-    centre = centre.float()
-    height, width = band
-    ys = torch.arange(height, dtype=torch.float32)[None, :, None]
-    xs = torch.arange(width, dtype=torch.float32)[None, None, :]
-    # Inverse map: for each band pixel, where to read in the (deslanted, sheared) digit.
-    v = (ys - offset[:, 1, None, None]) / scale[:, None, None]
-    u = (xs - offset[:, 0, None, None]) / scale[:, None, None]
-    u = u + (natural_slant + shear)[:, None, None] * v
-    size_in = source.shape[-1]
-    grid_x = (centre[:, 0, None, None] + u) / (size_in - 1) * 2.0 - 1.0
-    grid_y = (centre[:, 1, None, None] + v) / (size_in - 1) * 2.0 - 1.0
-    grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), dim=-1)
-    drawn = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    return drawn[:, 0]
+def _placement(
+    layout: Layout, present: torch.Tensor, centers: torch.Tensor, pen_width: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(scale, shear, centre, pen_width)`` of every present digit, in row-major slot order,
+    as :func:`mmcourse.data.pen.draw_with_pen` takes them."""
+    scale = torch.tensor(SCALES)[layout.size[present]]
+    shear = torch.tensor(SHEARS)[layout.slant[present]]
+    return scale, shear, centers[present].float(), pen_width[present].float()
 
 
 def render_layout(
@@ -429,12 +271,22 @@ def render_layout(
     pool_images: torch.Tensor,
     pool_labels: torch.Tensor,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    kinds: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw canvases for ``layout`` from a pool of MNIST digits.
 
-    Returns ``images`` uint8 ``(N, 64, 64)``, ``centers`` float ``(N, 3, 2)`` (x, y of each
-    digit's centre of mass; NaN for an empty slot) and ``source`` long ``(N, 3)`` (the index in
-    the pool of each digit used, ``-1`` if empty).
+    Each digit is picked at random among the pool's digits of its class, placed in its slot
+    (jittered), and drawn with a pen whose width is drawn from its thickness word's band
+    (:data:`mmcourse.data.pen.PEN_BANDS`). A drawing that lost its digit's shape (a broken
+    stroke, a loop filled or made: :func:`mmcourse.data.pen.drawing_faults`) is drawn again
+    with another pool digit of the same class and number of loops. ``kinds`` is
+    :func:`mmcourse.data.pen.pool_kinds` of the pool, computed here when not given.
+
+    Returns ``images`` uint8 ``(N, 64, 64)``, ``centers`` float ``(N, 3, 2)`` (x, y of the
+    centre of mass of each digit's centre line, which the pen's ink keeps to within about a
+    pixel; NaN for an empty slot), ``source`` long ``(N, 3)`` (the index in
+    the pool of each digit drawn, ``-1`` if empty) and ``pen_width`` float ``(N, 3)`` (in
+    canvas pixels; NaN if empty).
     """
     n = len(layout)
     order = torch.argsort(pool_labels, stable=True)
@@ -442,6 +294,8 @@ def render_layout(
     if (counts == 0).any():
         missing = (counts == 0).nonzero().squeeze(1).tolist()
         raise ValueError(f"the digit pool has no example of digit(s) {missing}")
+    if kinds is None:
+        kinds = pool_kinds(pool_images, pool_labels)
     starts = torch.cumsum(counts, 0) - counts
     present = layout.digits >= 0
     safe_digits = layout.digits.clamp_min(0)
@@ -453,45 +307,60 @@ def render_layout(
     center_x = torch.tensor(SLOT_X)[None, :] + jitter_x
     centers = torch.stack([center_x, center_y], dim=-1)
     centers[~present] = float("nan")
-    return compose(layout, pool_images[source.clamp_min(0)], centers), centers, source
+    pen_width = torch.full((n, MAX_DIGITS), float("nan"))
+    pen_width[present] = pen_widths(layout.thickness[present], generator)
+    placement = _placement(layout, present, centers, pen_width)
+    windows, corner, picks = draw_legibly(pool_images, kinds, source[present], placement, generator)
+    source[present] = picks
+    rows = present.nonzero()[:, 0]
+    return _paste(n, windows, corner, rows), centers, source, pen_width
 
 
-def compose(layout: Layout, digits: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+def compose(
+    layout: Layout, digits: torch.Tensor, centers: torch.Tensor, pen_width: torch.Tensor
+) -> torch.Tensor:
     """Draw canvases from what :func:`render_layout` chose, with no randomness left: uint8
-    ``(N, 64, 64)`` for ``layout``, the MNIST ``digits`` ``(N, 3, 28, 28)`` of each slot and
-    their ``centers`` ``(N, 3, 2)`` (ignored where a slot is empty). Change a digit's size,
-    thickness or slant in ``layout`` and the same digit is drawn again, changed, at the same
-    place."""
+    ``(N, 64, 64)`` for ``layout``, the MNIST ``digits`` ``(N, 3, 28, 28)`` of each slot,
+    their ``centers`` ``(N, 3, 2)`` and ``pen_width`` ``(N, 3)`` (both ignored where a slot
+    is empty). Change a digit's size or slant in ``layout`` (or its pen width) and the same
+    digit is drawn again, changed, at the same place; nothing is redrawn if the change breaks
+    a stroke or fills a loop."""
     n = len(layout)
     if digits.dtype != torch.uint8 or digits.shape != (n, MAX_DIGITS, 28, 28):
         raise ValueError(
             f"digits must be uint8 ({n}, {MAX_DIGITS}, 28, 28), got {digits.dtype} "
             f"{tuple(digits.shape)}"
         )
-    if not centers.is_floating_point() or centers.shape != (n, MAX_DIGITS, 2):
-        raise ValueError(
-            f"centers must be float ({n}, {MAX_DIGITS}, 2), got {tuple(centers.shape)}"
-        )
     present = layout.digits >= 0
-    canvas = torch.zeros(n, CANVAS, CANVAS + 2 * _PAD)
-    for slot in range(MAX_DIGITS):
-        rows = present[:, slot].nonzero().squeeze(1)
-        if len(rows) == 0:
-            continue
-        left = int(SLOT_X[slot]) - _BAND_W // 2  # band's first column, in canvas pixels
-        center_x, center_y = centers[rows, slot, 0], centers[rows, slot, 1]
-        offset = torch.stack([center_x - left, center_y - _BAND_TOP], dim=1)
-        drawn = render_digits(
-            digits[rows, slot],
-            torch.tensor(SCALES)[layout.size[rows, slot]],
-            torch.tensor(SHEARS)[layout.slant[rows, slot]],
-            layout.thickness[rows, slot],
-            offset,
-        )
-        cols = slice(left + _PAD, left + _PAD + _BAND_W)
-        band = canvas[rows, _BAND_TOP : _BAND_TOP + _BAND_H, cols]
-        canvas[rows, _BAND_TOP : _BAND_TOP + _BAND_H, cols] = torch.maximum(band, drawn)
-    return (canvas[:, :, _PAD : _PAD + CANVAS].clamp(0, 1) * 255).round().to(torch.uint8)
+    for name, value, shape in (
+        ("centers", centers, (n, MAX_DIGITS, 2)),
+        ("pen_width", pen_width, (n, MAX_DIGITS)),
+    ):
+        if not value.is_floating_point() or tuple(value.shape) != shape:
+            raise ValueError(f"{name} must be float {shape}, got {describe_tensor(value)}")
+    on_canvas = (centers[present] >= 0) & (centers[present] <= CANVAS - 1)
+    if not on_canvas.all():
+        raise ValueError(f"every digit's centre must lie on the canvas, 0..{CANVAS - 1} pixels")
+    windows, corner = draw_with_pen(
+        digits[present], *_placement(layout, present, centers, pen_width)
+    )
+    return _paste(n, windows, corner, present.nonzero()[:, 0])
+
+
+def draw_alone(data: MNISTCaptions, pool_images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(M, 64, 64)``: every digit of ``data`` (row by row, slot by slot, as
+    ``data.layout.digits >= 0`` lists them) drawn alone on an empty canvas, exactly as it
+    stands on its own canvas, so that one digit can be measured without its neighbours.
+    ``pool_images`` is the pool the split was drawn from (:func:`digit_pool`)."""
+    present = data.layout.digits >= 0
+    rows, slots = present.nonzero().unbind(1)
+    keep = torch.zeros(len(rows), MAX_DIGITS, dtype=torch.bool)
+    keep[torch.arange(len(rows)), slots] = True
+    fields = (getattr(data.layout, name)[rows] for name in Layout.fields())
+    alone = Layout(*(torch.where(keep, field, -1) for field in fields))
+    digits = pool_images[data.source[rows].clamp_min(0)]
+    centers = data.centers[rows].nan_to_num(CANVAS / 2)
+    return compose(alone, digits, centers, data.pen_width[rows].nan_to_num(1.0))
 
 
 # --------------------------------------------------------------------------- language
@@ -703,8 +572,11 @@ class MNISTCaptions:
         split: ``"train"``, ``"val"``, ``"test"`` or ``"compositional"``.
         images: uint8 ``(N, 64, 64)`` canvases.
         layout: the ground truth, ``(N, 3)`` tensors with one column per slot.
-        centers: float ``(N, 3, 2)``: each digit's centre of mass (x, y); NaN if empty.
+        centers: float ``(N, 3, 2)``: each digit's centre (x, y): the centre of mass of its
+            centre line; NaN if empty.
         source: long ``(N, 3)``: which pool digit was drawn in each slot (``-1`` if empty).
+        pen_width: float ``(N, 3)``: the width of each digit's pen, in canvas pixels (NaN if
+            empty); its thickness word names the band it lies in (:data:`mmcourse.data.pen.PEN_BANDS`).
         captions: ``N`` lists of four reference captions.
         qa: ``N`` lists of ``(type, question, answer)``.
     """
@@ -714,6 +586,7 @@ class MNISTCaptions:
     layout: Layout
     centers: torch.Tensor
     source: torch.Tensor
+    pen_width: torch.Tensor
     captions: list[list[str]] = field(repr=False)
     qa: list[list[tuple[str, str, str]]] = field(repr=False)
 
@@ -770,6 +643,7 @@ class MNISTCaptions:
             self.layout.select(index),
             self.centers[index],
             self.source[index],
+            self.pen_width[index],
             [self.captions[i] for i in rows],
             [self.qa[i] for i in rows],
         )
@@ -814,16 +688,13 @@ def generate(
         raise ValueError("pool_labels must be digits 0..9")
     generator = torch.Generator().manual_seed(seed * 10 + SPLITS.index(split))
     layout = sample_split_layout(n, split, generator, holdout, min_digits, max_digits)
-    images, centers, sources = [], [], []
+    kinds = pool_kinds(pool_images, pool_labels)
+    parts = []
     for start in range(0, n, chunk):
         part = layout.select(torch.arange(start, min(n, start + chunk)))
-        image, center, source = render_layout(part, pool_images, pool_labels.long(), generator)
-        images.append(image)
-        centers.append(center)
-        sources.append(source)
-    data = MNISTCaptions(
-        split, torch.cat(images), layout, torch.cat(centers), torch.cat(sources), [], []
-    )
+        parts.append(render_layout(part, pool_images, pool_labels.long(), generator, kinds))
+    images, centers, sources, widths = (torch.cat(column) for column in zip(*parts))
+    data = MNISTCaptions(split, images, layout, centers, sources, widths, [], [])
     for index in range(n):
         items = data.items(index)
         data.captions.append([describe(items, t) for t in range(N_TEMPLATES)])
@@ -861,10 +732,41 @@ def make_mnist_captions(
     """Build a split of MNIST-Captions from MNIST (the bundled subset in the fast profile).
 
     ``n`` defaults to :data:`DEFAULT_SIZES` for the profile (fast: 10,000 training canvases).
+    A split is generated once and then read from the disk cache (:mod:`mmcourse.data.cache`;
+    ``MMCOURSE_CACHE=off`` generates it every time): the same canvases, bit for bit.
     """
     check_choice(split, "MNIST-Captions split", SPLITS)
     chosen = config.pick(fast="fast", full="full", profile=profile)
     if n is None:
         n = DEFAULT_SIZES[chosen][split]
     pool_images, pool_labels = digit_pool(split, chosen, root)
-    return generate(n, split, pool_images, pool_labels, seed, holdout, min_digits, max_digits)
+    arguments = (n, split, pool_images, pool_labels, seed, holdout, min_digits, max_digits)
+    key = fingerprint(*arguments, *_DRAWING_CODE, torch.__version__)
+    stored = cached(f"mnist-captions-{split}", key, lambda: _as_dict(generate(*arguments)))
+    return _from_dict(split, stored)
+
+
+_DRAWING_CODE = tuple(
+    Path(__file__).with_name(name) for name in ("captions.py", "pen.py", "shapes.py")
+)
+"""The modules whose code decides every pixel and word: part of a cached split's key."""
+_STORED = ("images", "centers", "source", "pen_width")
+
+
+def _as_dict(data: MNISTCaptions) -> dict[str, object]:
+    # Texts as one string each: the weights-only unpickler reads a million small strings slowly.
+    texts = "\n".join("\t".join(refs) for refs in data.captions)
+    qa = "\n".join("\x1f".join("\t".join(item) for item in canvas) for canvas in data.qa)
+    stored = {name: getattr(data, name) for name in _STORED} | {"captions": texts, "qa": qa}
+    return stored | {name: getattr(data.layout, name) for name in Layout.fields()}
+
+
+def _from_dict(split: str, stored: dict) -> MNISTCaptions:
+    layout = Layout(*(stored[name] for name in Layout.fields()))
+    images, centers, source, pen_width = (stored[name] for name in _STORED)
+    texts = [line.split("\t") for line in stored["captions"].split("\n")]
+    qa = [
+        [tuple(item.split("\t")) for item in line.split("\x1f")]
+        for line in stored["qa"].split("\n")
+    ]
+    return MNISTCaptions(split, images, layout, centers, source, pen_width, texts, qa)

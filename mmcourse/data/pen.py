@@ -50,6 +50,7 @@ __all__ = [
     "draw_with_pen",
     "draw_legibly",
     "drawing_faults",
+    "move_to_band",
     "pen_widths",
     "pool_kinds",
 ]
@@ -60,7 +61,8 @@ The gaps between bands (1.4-1.9 and 2.5-3.3) hold no digit, so that a measuremen
 own errors still reads the word."""
 WINDOW = 32
 """Each digit is drawn into a square window of this many canvas pixels around its centre: a
-large digit (0.9 x MNIST's 20-pixel box, leaning, with the widest pen) fits with room."""
+large digit (MNIST's 20-pixel box, leaning, with the widest pen) fits, all but about one in a
+thousand, which :func:`drawing_faults` finds and the dataset draws again."""
 MAX_REDRAWS = 255
 """How many other digits :func:`draw_legibly` tries in place of a faulty drawing, at most."""
 _CANDIDATES_PER_ROUND = (1, 2, 4, 8, 16, 32, 64, 128)  # one try first: most succeed at once
@@ -111,6 +113,27 @@ def pen_widths(words: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise ValueError(f"words must be indices 0..{len(PEN_BANDS) - 1} (thin, normal, thick)")
     low, high = torch.tensor(list(PEN_BANDS.values())).T
     return low[words] + torch.rand(len(words), generator=generator) * (high - low)[words]
+
+
+def move_to_band(width: torch.Tensor, word: torch.Tensor, new_word: torch.Tensor) -> torch.Tensor:
+    """Pen widths moved from the band of ``word`` to the band of ``new_word`` (word indices as
+    :func:`pen_widths` takes them), each at the same relative place in its new band: the
+    widest thin pen becomes the widest thick one.
+
+    >>> moved = move_to_band(torch.tensor([1.2, 3.3]), torch.tensor([0, 2]), torch.tensor([2, 1]))
+    >>> [round(width, 3) for width in moved.tolist()]  # mid-thin to mid-thick; bottom of thick to bottom of normal
+    [3.6, 1.9]
+    """
+    low, high = torch.tensor(list(PEN_BANDS.values())).T
+    for name, words in (("word", word), ("new_word", new_word)):
+        if not isinstance(words, torch.Tensor) or words.dtype != torch.long:
+            raise ValueError(f"{name} must be a long tensor of word indices, got {words!r:.60}")
+        if words.numel() and not (0 <= int(words.min()) and int(words.max()) < len(PEN_BANDS)):
+            raise ValueError(
+                f"{name} must be indices 0..{len(PEN_BANDS) - 1} (thin, normal, thick)"
+            )
+    where = (width - low[word]) / (high - low)[word]
+    return low[new_word] + where * (high - low)[new_word]
 
 
 def centre_lines(digits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,15 +230,20 @@ def _distance_to_points(
     """``(m, WINDOW, WINDOW)``: each window pixel's distance to the nearest of its digit's
     points (``x``, ``y`` in window pixels, ``owner`` the digit of each), looked up only within
     :data:`_REACH` of each point (farther pixels get ink 0 anyway)."""
+    side = WINDOW + 2 * _REACH  # the window with a margin, so that no lookup falls outside
+    near = (x > -_REACH) & (x < WINDOW + _REACH - 1) & (y > -_REACH) & (y < WINDOW + _REACH - 1)
+    x, y, owner = x[near], y[near], owner[near]
     steps = torch.arange(1 - _REACH, _REACH + 1)
-    px = torch.floor(x)[:, None, None] + steps[None, None, :]  # (K, 1, 2R)
-    py = torch.floor(y)[:, None, None] + steps[None, :, None]  # (K, 2R, 1)
-    gap = torch.sqrt((px - x[:, None, None]) ** 2 + (py - y[:, None, None]) ** 2)
-    inside = ((px >= 0) & (px < WINDOW) & (py >= 0) & (py < WINDOW)).expand_as(gap)
-    flat = owner[:, None, None] * WINDOW * WINDOW + py.long() * WINDOW + px.long()
-    nearest = torch.full((m * WINDOW * WINDOW,), float(WINDOW))
-    nearest.scatter_reduce_(0, flat.expand_as(gap)[inside], gap[inside], "amin")
-    return nearest.view(m, WINDOW, WINDOW)
+    column, row = torch.floor(x), torch.floor(y)
+    across = (column[:, None] + steps - x[:, None]) ** 2  # (K, 2R): squared x-distances
+    down = (row[:, None] + steps - y[:, None]) ** 2
+    squared = down[:, :, None] + across[:, None, :]  # (K, 2R, 2R)
+    corner = owner * side * side + (row.long() + _REACH) * side + column.long() + _REACH
+    flat = corner[:, None, None] + (steps[:, None] * side + steps[None, :])
+    nearest = torch.full((m * side * side,), float(WINDOW) ** 2)
+    nearest.scatter_reduce_(0, flat.flatten(), squared.flatten(), "amin")
+    inner = nearest.view(m, side, side)[:, _REACH : _REACH + WINDOW, _REACH : _REACH + WINDOW]
+    return inner.sqrt()  # the square root of the least square: the least distance
 
 
 def drawing_faults(windows: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
@@ -225,7 +253,9 @@ def drawing_faults(windows: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
       of 255, holes smaller than :data:`MIN_LOOP_AREA` pixels filled as scanning specks), so
       a stroke broke;
     - another number of **loops** at half the peak: a loop filled, opened, or a gap closed;
-    - fewer loops at a *quarter* of the peak: a loop the pen nearly filled.
+    - fewer loops at a *quarter* of the peak: a loop the pen nearly filled;
+    - any ink on the window's edge: the drawing is cut off (a tall digit, leaning, with a
+      wide pen, about one in a thousand of the largest drawings).
     """
     _check_digits(digits)
     if (
@@ -243,7 +273,9 @@ def drawing_faults(windows: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
     loops, drawn_loops = count_loops(source), count_loops(drawn)
     broken = count_pieces(drawn) > count_pieces(source)
     lost_or_made = (count_loops(faint) < loops) | (drawn_loops != loops)
-    return broken | lost_or_made
+    border = torch.cat([windows[:, 0], windows[:, -1], windows[:, :, 0], windows[:, :, -1]], 1)
+    cut = border.amax(dim=1) > 0  # the digit runs past its window's edge
+    return broken | lost_or_made | cut
 
 
 def pool_kinds(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ from mmcourse.data.captions import (
     compose,
     describe,
 )
+from mmcourse.data.pen import move_to_band
 from mmcourse.decode import beam_candidates
 from mmcourse.deploy import prepare_canvases
 from mmcourse.explorers._base import Explorer
@@ -155,7 +156,13 @@ class CaptionExplorer(Explorer):
             if value != AS_DRAWN and layout.digits[0, column] >= 0:
                 getattr(layout, name)[0, column] = ATTRIBUTES[name].index(value)
         source = self.data.source[canvas].clamp_min(0)
-        image = compose(layout, self.pool_images[source][None], self.data.centers[canvas][None])
+        drawn = self.data.layout.thickness[canvas]
+        width = move_to_band(
+            self.data.pen_width[canvas], drawn.clamp_min(0), layout.thickness[0].clamp_min(0)
+        )
+        image = compose(
+            layout, self.pool_images[source][None], self.data.centers[canvas][None], width[None]
+        )
         return image[0], layout
 
     def state(
