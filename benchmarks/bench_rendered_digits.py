@@ -3,12 +3,11 @@
 The case study's decoders name a canvas's digits right 92-94 % of the time, where chapter 04's
 DigitNet reads plain MNIST at 99 %. Is the gap in the drawing or in the encoder? This script
 trains DigitNet on plain MNIST (chapter 04's recipe: the bundled training digits, 3 epochs; no
-canvas, no caption), then shows it the *same* MNIST test digits three ways:
+canvas, no caption), then shows it the *same* MNIST test digits two ways:
 
 - as MNIST has them;
-- drawn as MNIST-Captions draws them today (``captions.render_digits``: deslanted, sheared,
-  scaled, thinned or thickened relative to the digit's own stroke);
-- drawn with a pen of a set width (``mmcourse.data.pen``, the third edition's drawing);
+- drawn with a pen of a set width (``mmcourse.data.pen``), as MNIST-Captions draws them:
+  deslanted, sheared, scaled by the size's factor, the pen's width from the word's band;
 
 each drawing scaled back to MNIST's size around its centre of mass (so the classifier sees a
 28x28 digit again), for every size, slant and thickness word.
@@ -65,22 +64,18 @@ def main() -> None:
     n = len(test_images)
     kinds = P.pool_kinds(test_images, test_labels)
     g = torch.Generator().manual_seed(0)
-    print(f"\n{'size':6s}{'slant':8s}{'word':8s}{'today':>8s}{'pen':>8s}")
+    print(f"\n{'size':6s}{'slant':8s}{'word':8s}{'pen':>8s}")
     rows = itertools.product(range(len(C.SIZES)), range(len(C.SLANTS)), range(len(C.THICKNESSES)))
     for size, slant, word in rows:
         scale = torch.full((n,), C.SCALES[size])
         shear = torch.full((n,), C.SHEARS[slant])
         words = torch.full((n,), word)
-        band_centre = torch.tensor([[C._BAND_W / 2, C._BAND_H / 2]]).expand(n, 2)
-        today = C.render_digits(test_images, scale, shear, words, band_centre)
-        today = back_to_mnist(today, band_centre, scale)
         centre = torch.full((n, 2), P.WINDOW / 2)
         place = (scale, shear, centre + P.WINDOW // 2, P.pen_widths(words, g))
         windows, corner, picks = P.draw_legibly(test_images, kinds, torch.arange(n), place, g)
         pen = back_to_mnist(windows, centre, scale)
         print(
             f"{C.SIZES[size]:6s}{C.SLANTS[slant]:8s}{C.THICKNESSES[word]:8s}"
-            f"{accuracy(model, today, test_labels):8.4f}"
             f"{accuracy(model, pen, test_labels[picks]):8.4f}"
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,16 @@ def test_a_cached_split_is_the_generated_one_bit_for_bit(folder: Path) -> None:
     assert len(list(folder.iterdir())) == 1
     other = C.make_mnist_captions("val", n=300, seed=5, profile="fast")
     assert not torch.equal(other.images, fresh.images) and len(list(folder.iterdir())) == 2
+
+
+def test_only_the_most_recently_used_files_of_a_name_are_kept(folder: Path) -> None:
+    for index in range(cache.KEEP + 2):
+        cache.cached("demo", f"{index:02d}" * 32, lambda index=index: index)
+        stamp = time.time() - 1000 + index  # each file used later than the one before
+        os.utime(folder / f"demo-{f'{index:02d}' * 12}.pt", (stamp, stamp))
+    cache.cached("other", "ff" * 32, lambda: 0)
+    cache.cached("demo", "99" * 32, lambda: -1)  # a new one: the two oldest go
+    names = sorted(p.name for p in folder.glob("demo-*.pt"))
+    assert len(names) == cache.KEEP
+    assert "demo-" + "00" * 12 + ".pt" not in names and "demo-" + "99" * 12 + ".pt" in names
+    assert (folder / ("other-" + "ff" * 12 + ".pt")).exists()

@@ -8,6 +8,7 @@ torch version. Change any of them and the fingerprint changes, so a stale file i
 
 Where: ``$MMCOURSE_CACHE`` if set, else ``$XDG_CACHE_HOME/mmcourse`` (``~/.cache/mmcourse``).
 Set ``MMCOURSE_CACHE=off`` to generate every time. A folder that cannot be written is skipped.
+Of each name the :data:`KEEP` most recently used files are kept, so old versions do not pile up.
 
 >>> fingerprint("a", 1) == fingerprint("a", 1) != fingerprint("a", 2)
 True
@@ -66,13 +67,27 @@ def cached(name: str, key: str, make: Callable[[], T]) -> T:
     path = folder / f"{name}-{key[:24]}.pt" if folder is not None else None
     if path is not None and path.exists():
         try:
-            return torch.load(path, weights_only=True)
+            value = torch.load(path, weights_only=True)
+            os.utime(path)  # used now: the last to be pruned
+            return value
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # damaged: made again
             pass
     value = make()
     if path is not None:
         _store(value, path)
+        _prune(folder, name)
     return value
+
+
+KEEP = 6
+"""How many files of one name the cache keeps (the most recently used): older versions of a
+split, made before the code or the pool changed, are deleted."""
+
+
+def _prune(folder: Path, name: str) -> None:
+    files = sorted(folder.glob(f"{name}-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)
 
 
 def _store(value: object, path: Path) -> None:
