@@ -35,16 +35,19 @@ True
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mmcourse._validate import check_int
 from mmcourse.data.captions import (
     ATTRIBUTES,
+    HOLDOUT,
     MAX_DIGITS,
     NUMBER_WORDS,
     SLOTS,
     DigitDescription,
+    Holdout,
     MNISTCaptions,
     parse_caption,
 )
@@ -55,9 +58,11 @@ __all__ = [
     "FIELDS",
     "REPORT_KEYS",
     "CaptionScore",
+    "HeldOutResult",
     "attribute_confusion",
     "caption_report",
     "caption_report_for",
+    "held_out_breakdown",
     "implied_exact_match",
     "rank_errors",
     "score_caption",
@@ -367,3 +372,108 @@ def attribute_confusion(
                 want = values.index(getattr(true_at[item.slot], field))
                 counts[want][values.index(getattr(item, field))] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    """How captions fare on one combination that training never showed.
+
+    Attributes:
+        combination: the combination in words, as :meth:`Holdout.describe` gives it.
+        canvases: how many canvases hold it.
+        exact: the exact match on those canvases.
+        instances: how many times it occurs: each held-out digit (a thick seven), or each
+            canvas holding a held-out pair (a three and an eight).
+        right: the share of instances described right in *both* parts: the digit and its
+            held-out value, or both digits of the pair.
+        said_instead: the most frequent wrong descriptions of an instance, with their counts,
+            most frequent first (at most three), e.g. ``("nine, size small", 41)``.
+    """
+
+    combination: str
+    canvases: int
+    exact: float
+    instances: int
+    right: float
+    said_instead: tuple[tuple[str, int], ...]
+
+
+def _said_at(text: str) -> dict[str, DigitDescription] | None:
+    try:
+        return {item.slot: item for item in parse_caption(text)}
+    except ValueError:
+        return None
+
+
+def held_out_breakdown(
+    texts: Sequence[str],
+    truths: Sequence[Sequence[DigitDescription]],
+    holdout: Holdout = HOLDOUT,
+) -> list[HeldOutResult]:
+    """Captions scored separately on each held-out combination of ``holdout`` (the
+    compositional split's): one :class:`HeldOutResult` per combination, in the order of
+    :meth:`Holdout.describe`. Combinations that no canvas holds are left out.
+
+    >>> truth = [DigitDescription("left", 4, "small", "normal", "upright")]
+    >>> [row.said_instead for row in held_out_breakdown(["a small nine on the left"], [truth])]
+    [(('nine, size small', 1),)]
+    """
+    _check_texts(texts)
+    _check_same_length(texts, truths, "texts", "truths")
+    truths = [_check_truth(truth, f"truths[{i}]") for i, truth in enumerate(truths)]
+    saids = [_said_at(text) for text in texts]
+    exact = [
+        said is not None and said == {t.slot: t for t in truth}
+        for said, truth in zip(saids, truths)
+    ]
+    names = iter(holdout.describe())
+    results = []
+    for digit, field, value in holdout.digit_attributes:
+        found = [
+            (row, item)
+            for row, truth in enumerate(truths)
+            for item in truth
+            if item.digit == digit and getattr(item, field) == value
+        ]
+        outcomes = []
+        for row, item in found:
+            said = (saids[row] or {}).get(item.slot)
+            if said is None:
+                outcomes.append("nothing" if saids[row] is not None else "not a valid caption")
+            elif said.digit == digit and getattr(said, field) == value:
+                outcomes.append(None)
+            else:
+                outcomes.append(f"{NUMBER_WORDS[said.digit]}, {field} {getattr(said, field)}")
+        results.append(_held_out_result(next(names), {row for row, _ in found}, outcomes, exact))
+    for first, second in holdout.digit_pairs:
+        rows, outcomes = set(), []
+        for row, truth in enumerate(truths):
+            slots = {item.digit: item.slot for item in truth}
+            if first in slots and second in slots:
+                rows.add(row)
+                said = saids[row] or {}
+                words = [
+                    said[slots[d]].digit if slots[d] in said else None for d in (first, second)
+                ]
+                if words == [first, second]:
+                    outcomes.append(None)
+                else:
+                    outcomes.append(
+                        " and ".join("nothing" if w is None else NUMBER_WORDS[w] for w in words)
+                    )
+        results.append(_held_out_result(next(names), rows, outcomes, exact))
+    return [result for result in results if result.instances]
+
+
+def _held_out_result(
+    name: str, rows: set[int], outcomes: list[str | None], exact: list[bool]
+) -> HeldOutResult:
+    wrong = Counter(outcome for outcome in outcomes if outcome is not None)
+    return HeldOutResult(
+        combination=name,
+        canvases=len(rows),
+        exact=sum(exact[row] for row in rows) / max(1, len(rows)),
+        instances=len(outcomes),
+        right=outcomes.count(None) / max(1, len(outcomes)),
+        said_instead=tuple(wrong.most_common(3)),
+    )

@@ -374,3 +374,37 @@ def test_report_for_checks_its_dataset(val) -> None:
         CM.caption_report_for(["a small one on the left"], val)
     with pytest.raises(TypeError, match="data must be an MNISTCaptions"):
         CM.caption_report_for([C1], [[C1]])
+
+
+def test_held_out_breakdown_counted_by_hand() -> None:
+    from mmcourse.caption_metrics import held_out_breakdown
+
+    D = DigitDescription
+    truths = [
+        [D("left", 4, "small", "normal", "upright")],  # a small four, written as a nine
+        [D("left", 4, "small", "thin", "upright"), D("right", 7, "large", "thick", "upright")],
+        [D("middle", 3, "large", "normal", "upright"), D("right", 8, "large", "normal", "left")],
+        [D("middle", 4, "large", "normal", "upright")],  # a large four: not held out
+    ]
+    texts = [
+        "a small nine on the left",
+        "a small thin four on the left and a large thick seven on the right",  # all right
+        "a large three in the middle and a large six leaning left on the right",
+        "a large four in the middle",
+    ]
+    rows = {row.combination: row for row in held_out_breakdown(texts, truths)}
+    assert list(rows) == [
+        "seven with thickness 'thick'",
+        "four with size 'small'",
+        "three and eight together",
+    ]  # no canvas holds a left-leaning two or a one with a six: left out
+    four = rows["four with size 'small'"]
+    assert (four.canvases, four.instances, four.right, four.exact) == (2, 2, 0.5, 0.5)
+    assert four.said_instead == (("nine, size small", 1),)
+    seven = rows["seven with thickness 'thick'"]
+    assert (seven.canvases, seven.right, seven.exact, seven.said_instead) == (1, 1.0, 1.0, ())
+    pair = rows["three and eight together"]
+    assert (pair.canvases, pair.right, pair.exact) == (1, 0.0, 0.0)
+    assert pair.said_instead == (("three and six", 1),)
+    garbled = held_out_breakdown(["purple"], truths[:1])[0]
+    assert garbled.said_instead == (("not a valid caption", 1),) and garbled.exact == 0.0

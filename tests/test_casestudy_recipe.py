@@ -148,3 +148,22 @@ def test_a_slot_head_fitted_on_the_frozen_encoder_reads_the_slots(data) -> None:
     occupied = targets[targets[..., 0] > 0]
     majority = torch.tensor([occupied[:, i].bincount().max() / len(occupied) for i in range(4)])
     assert (accuracy > majority + 0.2).all(), (accuracy, majority)
+
+
+def test_slot_head_captions_say_what_the_logits_say(data) -> None:
+    val = data.splits["val"]
+    targets = slot_targets(val)  # classes shifted by one, 0 = empty
+    sizes = (11, 3, 4, 4)  # digit, size, thickness, slant: each with its "empty" class
+    perfect = torch.cat(
+        [torch.nn.functional.one_hot(targets[..., i], n).float() for i, n in enumerate(sizes)], -1
+    )
+    texts = recipe.slot_head_captions(perfect, val)
+    assert caption_report_for(texts, val)["exact"] == 1.0
+    # Now the head says "thick" for every digit, and "empty" for every digit class too: the
+    # empty class is never said (occupancy comes from the truth), the digit's next best is.
+    thick = perfect.clone()
+    thick[..., 11 + 3 : 11 + 3 + 4] = torch.tensor([5.0, 0.0, 0.0, 1.0])
+    report = caption_report_for(recipe.slot_head_captions(thick, val), val)
+    is_thick = val.layout.thickness[val.layout.digits >= 0] == 2
+    assert report["thickness"] == pytest.approx(is_thick.float().mean().item())
+    assert report["digit"] == 1.0 and report["count"] == 1.0

@@ -37,7 +37,7 @@ from mmcourse._validate import check_choice, check_int, check_positive
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
 from mmcourse.data import vqa
-from mmcourse.data.captions import MNISTCaptions, make_mnist_captions
+from mmcourse.data.captions import MNISTCaptions, describe, make_mnist_captions
 from mmcourse.decode import beam_search, greedy_decode
 from mmcourse.losses import sequence_loss, slot_attribute_loss
 from mmcourse.models.attention_captioner import AttentionCaptioner
@@ -59,6 +59,7 @@ __all__ = [
     "make_decoder",
     "new_encoder",
     "pretrain_encoder",
+    "slot_head_captions",
     "store_regions",
     "train_decoder",
     "write_captions",
@@ -191,6 +192,25 @@ def fit_slot_head(
         verbose=False,
     )
     return head.requires_grad_(False).eval()
+
+
+def slot_head_captions(logits: torch.Tensor, data: MNISTCaptions) -> list[str]:
+    """Captions a slot head would write: for each canvas of ``data``, every slot that holds a
+    digit described with the head's most probable digit, size, thickness and slant (its
+    "empty" class left out, so occupancy comes from the truth), in the first template.
+    ``logits``: the head's ``(N, 3, 22)`` output for ``data``'s canvases. So the head's errors
+    can be scored exactly as a decoder's captions are."""
+    targets = vqa.slot_targets(data)
+    values = [part[..., 1:].argmax(dim=-1) for part in vqa.split_slot_logits(logits, targets)]
+    texts = []
+    for row, truth in enumerate(data.layout.digits.tolist()):
+        items = [
+            (slot, *(int(value[row, slot]) for value in values))
+            for slot in range(len(truth))
+            if truth[slot] >= 0
+        ]
+        texts.append(describe(items, template=0))
+    return texts
 
 
 @torch.no_grad()
