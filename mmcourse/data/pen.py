@@ -104,14 +104,28 @@ def _check_per_digit(value: object, name: str, shape: tuple[int, ...]) -> torch.
     return value.float()
 
 
+def _band_ends() -> tuple[torch.Tensor, torch.Tensor]:
+    """The low and high ends of each word's band, ``(3,)`` each, thin to thick."""
+    low, high = torch.tensor(list(PEN_BANDS.values())).T
+    return low, high
+
+
+def _check_words(words: object, name: str, one_dim: bool) -> torch.Tensor:
+    """``words`` as word indices (long, 0..2), or a clear error naming ``name``."""
+    shape_ok = not one_dim or (isinstance(words, torch.Tensor) and words.dim() == 1)
+    if not isinstance(words, torch.Tensor) or words.dtype != torch.long or not shape_ok:
+        kind = "a 1-D long tensor" if one_dim else "a long tensor"
+        raise ValueError(f"{name} must be {kind} of word indices, got {words!r:.60}")
+    if words.numel() and not (0 <= int(words.min()) and int(words.max()) < len(PEN_BANDS)):
+        raise ValueError(f"{name} must be indices 0..{len(PEN_BANDS) - 1} (thin, normal, thick)")
+    return words
+
+
 def pen_widths(words: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A pen width for each thickness word (``(M,)`` indices into :data:`PEN_BANDS`' order:
     thin, normal, thick), drawn uniformly from its band."""
-    if not isinstance(words, torch.Tensor) or words.dtype != torch.long or words.dim() != 1:
-        raise ValueError(f"words must be a 1-D long tensor of word indices, got {words!r:.60}")
-    if len(words) and not (0 <= int(words.min()) and int(words.max()) < len(PEN_BANDS)):
-        raise ValueError(f"words must be indices 0..{len(PEN_BANDS) - 1} (thin, normal, thick)")
-    low, high = torch.tensor(list(PEN_BANDS.values())).T
+    _check_words(words, "words", one_dim=True)
+    low, high = _band_ends()
     return low[words] + torch.rand(len(words), generator=generator) * (high - low)[words]
 
 
@@ -124,14 +138,9 @@ def move_to_band(width: torch.Tensor, word: torch.Tensor, new_word: torch.Tensor
     >>> [round(width, 3) for width in moved.tolist()]  # mid-thin to mid-thick; bottom of thick to bottom of normal
     [3.6, 1.9]
     """
-    low, high = torch.tensor(list(PEN_BANDS.values())).T
-    for name, words in (("word", word), ("new_word", new_word)):
-        if not isinstance(words, torch.Tensor) or words.dtype != torch.long:
-            raise ValueError(f"{name} must be a long tensor of word indices, got {words!r:.60}")
-        if words.numel() and not (0 <= int(words.min()) and int(words.max()) < len(PEN_BANDS)):
-            raise ValueError(
-                f"{name} must be indices 0..{len(PEN_BANDS) - 1} (thin, normal, thick)"
-            )
+    _check_words(word, "word", one_dim=False)
+    _check_words(new_word, "new_word", one_dim=False)
+    low, high = _band_ends()
     where = (width - low[word]) / (high - low)[word]
     return low[new_word] + where * (high - low)[new_word]
 
