@@ -422,10 +422,7 @@ def held_out_breakdown(
     _check_same_length(texts, truths, "texts", "truths")
     truths = [_check_truth(truth, f"truths[{i}]") for i, truth in enumerate(truths)]
     saids = [_said_at(text) for text in texts]
-    exact = [
-        said is not None and said == {t.slot: t for t in truth}
-        for said, truth in zip(saids, truths)
-    ]
+    exact = [score.exact for score in map(_score, texts, truths)]
     names = iter(holdout.describe())
     results = []
     for digit, field, value in holdout.digit_attributes:
