@@ -167,3 +167,30 @@ def test_slot_head_captions_say_what_the_logits_say(data) -> None:
     is_thick = val.layout.thickness[val.layout.digits >= 0] == 2
     assert report["thickness"] == pytest.approx(is_thick.float().mean().item())
     assert report["digit"] == 1.0 and report["count"] == 1.0
+
+
+def test_digitnet_encoder_sees_the_pixel_contrasts_digitnet_saw(data) -> None:
+    from mmcourse.data import captions as C
+    from mmcourse.data import mnist
+    from mmcourse.models.image import DigitNet
+
+    torch.manual_seed(5)
+    digitnet = DigitNet(channels=(16, 32, 64))
+    encoder = recipe.digitnet_encoder(digitnet)
+    canvases = data.splits["val"].float_images()[:4]  # standardised as canvases are
+    pixels = canvases * C.CANVAS_STD + C.CANVAS_MEAN
+    as_mnist = (pixels - mnist.MEAN) / mnist.STD  # standardised as DigitNet's digits were
+    weight = digitnet.blocks[0][0].weight
+    theirs = torch.nn.functional.conv2d(as_mnist, weight, padding=1)
+    mine = encoder.encoder.blocks[0][0](canvases)
+    # Away from the border the two differ only by a constant per channel: the means' offset
+    # times the sum of the kernel's weights, which batch norm removes.
+    offset = (C.CANVAS_MEAN - mnist.MEAN) / mnist.STD * weight.sum(dim=(1, 2, 3))
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    assert torch.allclose(mine[inner] + offset[None, :, None, None], theirs[inner], atol=1e-4)
+    later = encoder.encoder.blocks[2][0].weight
+    assert torch.equal(later, digitnet.blocks[2][0].weight)
+    with pytest.raises(ValueError, match="must have the encoder's shapes"):
+        recipe.digitnet_encoder(DigitNet(channels=(8, 16, 32)))
+    with pytest.raises(TypeError, match="must be a DigitNet"):
+        recipe.digitnet_encoder(encoder)

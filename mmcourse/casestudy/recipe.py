@@ -34,13 +34,13 @@ from torch import nn
 from mmcourse._validate import check_choice, check_int, check_positive
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
-from mmcourse.data import vqa
-from mmcourse.data.captions import MNISTCaptions, describe, make_mnist_captions
+from mmcourse.data import mnist, vqa
+from mmcourse.data.captions import CANVAS_STD, MNISTCaptions, describe, make_mnist_captions
 from mmcourse.decode import beam_search, greedy_decode
 from mmcourse.losses import sequence_loss, slot_attribute_loss
 from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner
-from mmcourse.models.image import CanvasEncoder
+from mmcourse.models.image import CanvasEncoder, DigitNet
 from mmcourse.models.introspect import device_of
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
@@ -54,6 +54,7 @@ __all__ = [
     "CaseStudyData",
     "build_data",
     "caption_with_attention",
+    "digitnet_encoder",
     "make_decoder",
     "new_encoder",
     "pretrain_encoder",
@@ -125,6 +126,37 @@ def new_encoder(seed: int = 0) -> CanvasBackbone:
     return CanvasBackbone(CanvasEncoder(out_dim=REGION_DIM, channels=(16, 32, 64)), out_dim=64)
 
 
+def digitnet_encoder(digitnet: DigitNet, seed: int = 0) -> CanvasBackbone:
+    """A :func:`new_encoder` whose three conv blocks are those of a ``digitnet`` trained on
+    plain MNIST (chapter 04): transfer from a model that never saw a canvas or a caption.
+
+    The blocks have the same shapes (16, 32 and 64 channels; convolutions do not care that a
+    digit is 28 pixels and a canvas 64). DigitNet read pixels standardised with MNIST's mean
+    and standard deviation, the encoder reads them standardised with the canvases'
+    (:data:`~mmcourse.data.captions.CANVAS_MEAN`, :data:`~mmcourse.data.captions.CANVAS_STD`),
+    so the first convolution's weights are multiplied by ``CANVAS_STD / mnist.STD``: it then
+    sees the same pixel contrasts. (The two means differ by a constant, which the batch norm
+    after it takes away once it has seen canvases.) The projection to regions and the vector
+    stay random, as in :func:`new_encoder` with the same ``seed``.
+    """
+    if not isinstance(digitnet, DigitNet):
+        raise TypeError(
+            f"digitnet must be a DigitNet (mmcourse.models.image), got {type(digitnet).__name__}"
+        )
+    encoder = new_encoder(seed)
+    mine, theirs = encoder.encoder.blocks.state_dict(), digitnet.blocks.state_dict()
+    shapes = {name: tuple(value.shape) for name, value in mine.items()}
+    if {name: tuple(value.shape) for name, value in theirs.items()} != shapes:
+        raise ValueError(
+            "digitnet's conv blocks must have the encoder's shapes: DigitNet(channels=(16, 32, 64)) "
+            "reading one channel"
+        )
+    encoder.encoder.blocks.load_state_dict(theirs)
+    with torch.no_grad():
+        encoder.encoder.blocks[0][0].weight *= CANVAS_STD / mnist.STD
+    return encoder
+
+
 def pretrain_encoder(
     train: MNISTCaptions,
     epochs: int,
@@ -134,16 +166,21 @@ def pretrain_encoder(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = False,
+    start: CanvasBackbone | None = None,
 ) -> tuple[CanvasBackbone, SlotAttributeHead, History]:
-    """Teach a :func:`new_encoder` to name what stands in each slot (digit, size, thickness,
-    slant; chapter 06's pretraining task), Adam with a one-cycle learning rate up to ``lr``.
+    """Teach an encoder to name what stands in each slot (digit, size, thickness, slant;
+    chapter 06's pretraining task), Adam with a one-cycle learning rate up to ``lr``. It
+    starts from ``start`` (e.g. :func:`digitnet_encoder`, trained further in place) or, when
+    that is ``None``, from :func:`new_encoder`.
 
     Returns the encoder and its slot head, frozen and in eval mode, and the history.
     """
     check_int(epochs, "epochs")
     check_positive(lr, "lr")
     check_int(batch_size, "batch_size")
-    encoder = new_encoder(seed)
+    if start is not None and not isinstance(start, CanvasBackbone):
+        raise TypeError(f"start must be a CanvasBackbone, got {type(start).__name__}")
+    encoder = new_encoder(seed) if start is None else start.requires_grad_(True).train()
     head = SlotAttributeHead(encoder.out_dim)
     model = nn.Sequential(encoder, head)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
