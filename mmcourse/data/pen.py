@@ -40,7 +40,13 @@ import torch.nn.functional as F
 from skimage.morphology import skeletonize
 
 from mmcourse._validate import describe_tensor
-from mmcourse.data.shapes import count_loops, count_pieces, fill_specks
+from mmcourse.data.shapes import (
+    count_loops,
+    count_pieces,
+    drop_specks,
+    fill_specks,
+    widest_over_typical,
+)
 
 __all__ = [
     "MIN_LOOP_AREA",
@@ -68,6 +74,13 @@ MAX_REDRAWS = 255
 _CANDIDATES_PER_ROUND = (1, 2, 4, 8, 16, 32, 64, 128)  # one try first: most succeed at once
 MIN_LOOP_AREA = 3
 """A hole in an MNIST digit counts as a loop from this many pixels (smaller ones are specks)."""
+MIN_SPECK_AREA = 4
+"""A piece of ink in an MNIST digit counts as a stroke from this many pixels (smaller ones are
+specks, left out of the centre line, or the pen would draw them as dots)."""
+MAX_BLOB = 2.5
+"""A digit whose widest spot is more than this many times its typical stroke's width
+(:func:`~mmcourse.data.shapes.widest_over_typical`) has a loop filled with ink: its centre
+line cannot draw that blob, so the drawing counts as faulty."""
 _FRAME = 2  # empty MNIST pixels around a digit while its skeleton is found
 _REACH = 3  # a point of the line inks pixels up to this far (the widest pen's half + the edge)
 _NEIGHBOUR_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))  # each pair of 8-neighbours once
@@ -86,10 +99,11 @@ def _check_digits(digits: object) -> torch.Tensor:
     return digits
 
 
-def _shape(digits: torch.Tensor) -> torch.Tensor:
-    """The ink of MNIST digits at half of 255, specks of background filled (they are scanning
-    noise, not loops): the shape that is drawn again and that a drawing is compared with."""
-    return fill_specks(digits >= 128, MIN_LOOP_AREA)
+def _shape(digits: torch.Tensor, level: int = 128) -> torch.Tensor:
+    """The ink of MNIST digits at ``level`` (half of 255), specks of background filled and
+    specks of ink dropped (both are scanning noise, not loops or strokes): the shape that is
+    drawn again and that a drawing is compared with."""
+    return drop_specks(fill_specks(digits >= level, MIN_LOOP_AREA), MIN_SPECK_AREA)
 
 
 def _check_per_digit(value: object, name: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -278,13 +292,15 @@ def drawing_faults(windows: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
         )
     peak = windows.flatten(1).amax(dim=1).clamp_min(1e-6)[:, None, None]
     drawn, faint = windows >= peak / 2, windows >= peak / 4
-    source = _shape(digits)
+    source, source_faint = _shape(digits), _shape(digits, level=64)
     loops, drawn_loops = count_loops(source), count_loops(drawn)
-    broken = count_pieces(drawn) > count_pieces(source)
+    # more pieces than the digit has even at a quarter of full ink: a faint stroke broke
+    broken = count_pieces(drawn) > count_pieces(source_faint)
+    blob = widest_over_typical(source) > MAX_BLOB
     lost_or_made = (count_loops(faint) < loops) | (drawn_loops != loops)
     border = torch.cat([windows[:, 0], windows[:, -1], windows[:, :, 0], windows[:, :, -1]], 1)
     cut = border.amax(dim=1) > 0  # the digit runs past its window's edge
-    return broken | lost_or_made | cut
+    return broken | lost_or_made | cut | blob
 
 
 def pool_kinds(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
