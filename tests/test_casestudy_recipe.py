@@ -188,6 +188,12 @@ def test_digitnet_encoder_sees_the_pixel_contrasts_digitnet_saw(data) -> None:
     offset = (C.CANVAS_MEAN - mnist.MEAN) / mnist.STD * weight.sum(dim=(1, 2, 3))
     inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
     assert torch.allclose(mine[inner] + offset[None, :, None, None], theirs[inner], atol=1e-4)
+    # In eval mode the batch norm takes the offset away: the first block answers as DigitNet's.
+    digitnet.eval(), encoder.eval()
+    with torch.no_grad():
+        theirs_block = digitnet.blocks[0][1](theirs)
+        mine_block = encoder.encoder.blocks[0][1](encoder.encoder.blocks[0][0](canvases))
+    assert torch.allclose(mine_block[inner], theirs_block[inner], atol=1e-4)
     later = encoder.encoder.blocks[2][0].weight
     assert torch.equal(later, digitnet.blocks[2][0].weight)
     with pytest.raises(ValueError, match="must have the encoder's shapes"):

@@ -35,7 +35,13 @@ from mmcourse._validate import check_choice, check_int, check_positive
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
 from mmcourse.data import mnist, vqa
-from mmcourse.data.captions import CANVAS_STD, MNISTCaptions, describe, make_mnist_captions
+from mmcourse.data.captions import (
+    CANVAS_MEAN,
+    CANVAS_STD,
+    MNISTCaptions,
+    describe,
+    make_mnist_captions,
+)
 from mmcourse.decode import beam_search, greedy_decode
 from mmcourse.losses import sequence_loss, slot_attribute_loss
 from mmcourse.models.attention_captioner import AttentionCaptioner
@@ -135,9 +141,12 @@ def digitnet_encoder(digitnet: DigitNet, seed: int = 0) -> CanvasBackbone:
     and standard deviation, the encoder reads them standardised with the canvases'
     (:data:`~mmcourse.data.captions.CANVAS_MEAN`, :data:`~mmcourse.data.captions.CANVAS_STD`),
     so the first convolution's weights are multiplied by ``CANVAS_STD / mnist.STD``: it then
-    sees the same pixel contrasts. (The two means differ by a constant, which the batch norm
-    after it takes away once it has seen canvases.) The projection to regions and the vector
-    stay random, as in :func:`new_encoder` with the same ``seed``.
+    sees the same pixel contrasts. The two means differ by a constant, which shifts each of
+    its output channels by the mean's difference times the sum of that channel's weights; the
+    batch norm after it subtracts that shift from its running mean, so that in eval mode the
+    first block answers a digit on a canvas as DigitNet answered it on MNIST's background
+    (away from the canvas's border). The projection to regions and the vector stay random,
+    as in :func:`new_encoder` with the same ``seed``.
     """
     if not isinstance(digitnet, DigitNet):
         raise TypeError(
@@ -152,8 +161,10 @@ def digitnet_encoder(digitnet: DigitNet, seed: int = 0) -> CanvasBackbone:
             "reading one channel"
         )
     encoder.encoder.blocks.load_state_dict(theirs)
+    conv, norm = encoder.encoder.blocks[0][0], encoder.encoder.blocks[0][1]
     with torch.no_grad():
-        encoder.encoder.blocks[0][0].weight *= CANVAS_STD / mnist.STD
+        norm.running_mean -= (CANVAS_MEAN - mnist.MEAN) / mnist.STD * conv.weight.sum((1, 2, 3))
+        conv.weight *= CANVAS_STD / mnist.STD
     return encoder
 
 
