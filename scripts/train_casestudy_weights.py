@@ -34,6 +34,9 @@ import platform
 import time
 from pathlib import Path
 
+import mmcourse  # noqa: F401  (first: its portable numerics settings must reach torch)
+
+# isort: split
 import torch
 
 from mmcourse import config
