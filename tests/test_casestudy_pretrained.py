@@ -17,7 +17,12 @@ from mmcourse.data.captions import make_mnist_captions
 from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import SPECIALS, Vocabulary
 
-FILES = ("encoder.pt", *(f"{kind}.pt" for kind in recipe.DECODERS), "dual_encoder.pt")
+FILES = (
+    "encoder.pt",
+    *(f"{kind}.pt" for kind in recipe.DECODERS),
+    "dual_encoder.pt",
+    *(pretrained.dual_encoder_file(seed, k) for seed, k in pretrained.ABLATION),
+)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +138,17 @@ def test_the_key_value_cache_writes_the_committed_transformers_captions(vocab) -
     for width in (1, 3):
         cached = recipe.write_captions(model, canvases, vocab, beam_width=width)
         assert cached == recipe.write_captions(_Uncached(model), canvases, vocab, beam_width=width)
+
+
+def test_the_hard_negative_ablation_loads_each_of_its_models(vocab: Vocabulary) -> None:
+    models = {
+        (seed, k): pretrained.load_dual_encoder(vocab, seed=seed, negatives=k)
+        for seed, k in ((0, 3), *pretrained.ABLATION)
+    }
+    weights = {key: model.state_dict() for key, model in models.items()}
+    first = next(iter(weights.values()))
+    for key, state in list(weights.items())[1:]:
+        assert state.keys() == first.keys()
+        assert any(not torch.equal(state[name], first[name]) for name in first), key
+    with pytest.raises(ValueError, match=r"seed=2, negatives=3.*\(0, 3\)"):
+        pretrained.load_dual_encoder(vocab, seed=2)

@@ -159,14 +159,26 @@ def test_slot_head_captions_say_what_the_logits_say(data) -> None:
     )
     texts = recipe.slot_head_captions(perfect, val)
     assert caption_report_for(texts, val)["exact"] == 1.0
-    # Now the head says "thick" for every digit, and "empty" for every digit class too: the
-    # empty class is never said (occupancy comes from the truth), the digit's next best is.
+    # Now the head's thickness part says "empty" first and "thick" second for every slot:
+    # occupancy comes from the digit part alone, and an occupied slot's word is the best
+    # non-empty one.
     thick = perfect.clone()
     thick[..., 11 + 3 : 11 + 3 + 4] = torch.tensor([5.0, 0.0, 0.0, 1.0])
     report = caption_report_for(recipe.slot_head_captions(thick, val), val)
     is_thick = val.layout.thickness[val.layout.digits >= 0] == 2
     assert report["thickness"] == pytest.approx(is_thick.float().mean().item())
     assert report["digit"] == 1.0 and report["count"] == 1.0
+    # The head calls the right slot empty everywhere: canvases with a digit there lose it, or,
+    # with nothing else, keep one digit in the slot it finds least empty (a tie: the left).
+    no_right = perfect.clone()
+    no_right[:, 2, :11] = torch.nn.functional.one_hot(torch.tensor(0), 11).float()
+    texts = recipe.slot_head_captions(no_right, val)
+    layout = val.layout.digits
+    only_right = (layout[:, 2] >= 0) & (layout[:, :2] < 0).all(dim=1)
+    right_and_more = (layout[:, 2] >= 0) & ~only_right
+    report = caption_report_for(texts, val)
+    assert report["count"] == pytest.approx(1 - right_and_more.float().mean().item())
+    assert report["exact"] == pytest.approx((layout[:, 2] < 0).float().mean().item())
 
 
 def test_digitnet_encoder_sees_the_pixel_contrasts_digitnet_saw(data) -> None:
@@ -200,3 +212,18 @@ def test_digitnet_encoder_sees_the_pixel_contrasts_digitnet_saw(data) -> None:
         recipe.digitnet_encoder(DigitNet(channels=(8, 16, 32)))
     with pytest.raises(TypeError, match="must be a DigitNet"):
         recipe.digitnet_encoder(encoder)
+
+
+def test_pretraining_trains_the_encoder_it_is_given(data) -> None:
+    from mmcourse.models.image import DigitNet
+
+    torch.manual_seed(3)
+    start = recipe.digitnet_encoder(DigitNet(channels=(16, 32, 64)))
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    encoder, _, history = recipe.pretrain_encoder(data.splits["train"], 1, start=start)
+    assert encoder is start and not encoder.training
+    assert not any(p.requires_grad for p in encoder.parameters())
+    moved = [k for k, v in encoder.state_dict().items() if not torch.equal(v, before[k])]
+    assert "encoder.blocks.0.0.weight" in moved and len(history["train_loss"]) == 1
+    with pytest.raises(TypeError, match="start must be a CanvasBackbone"):
+        recipe.pretrain_encoder(data.splits["train"], 1, start=DigitNet())

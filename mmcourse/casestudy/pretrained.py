@@ -30,7 +30,9 @@ from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import Vocabulary
 
 __all__ = [
+    "ABLATION",
     "WEIGHTS",
+    "dual_encoder_file",
     "load_decoder",
     "load_dual_encoder",
     "load_encoder",
@@ -93,8 +95,36 @@ def load_decoder(
     return decoder.requires_grad_(False).eval()
 
 
-def load_dual_encoder(vocab: Vocabulary, folder: str | os.PathLike | None = None) -> DualEncoder:
-    """The trained CLIP-style dual encoder of :mod:`mmcourse.retrieval`; frozen, in eval mode."""
+ABLATION = ((0, 0), (1, 0), (1, 3))
+"""The ``(seed, negatives)`` of the dual encoders committed beside ``dual_encoder.pt``
+(seed 0, 3 hard negatives): the hard-negative ablation, trained with the same recipe,
+budget and data, each seed once with and once without hard negatives."""
+
+
+def dual_encoder_file(seed: int = 0, negatives: int = 3) -> str:
+    """The file name of the committed dual encoder trained with ``seed`` and ``negatives``
+    hard negative captions per caption (``dual_encoder.pt`` for the default recipe)."""
+    if (seed, negatives) == (0, 3):
+        return "dual_encoder.pt"
+    if (seed, negatives) not in ABLATION:
+        raise ValueError(
+            f"no committed dual encoder with seed={seed!r}, negatives={negatives!r}; there are "
+            f"(seed, negatives) = (0, 3) and {list(ABLATION)}"
+        )
+    return f"dual_encoder_seed{seed}_negatives{negatives}.pt"
+
+
+def load_dual_encoder(
+    vocab: Vocabulary,
+    folder: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    negatives: int = 3,
+) -> DualEncoder:
+    """The trained CLIP-style dual encoder of :mod:`mmcourse.retrieval`; frozen, in eval mode.
+    ``seed`` and ``negatives`` pick one of the hard-negative ablation's models
+    (:data:`ABLATION`); the default is the course's recipe."""
+    name = dual_encoder_file(seed, negatives)
     _check_vocab(vocab, folder)
-    model = load_weights(new_dual_encoder(len(vocab)), _folder(folder) / "dual_encoder.pt", RETRAIN)
+    model = load_weights(new_dual_encoder(len(vocab)), _folder(folder) / name, RETRAIN)
     return model.requires_grad_(False).eval()

@@ -241,19 +241,25 @@ def fit_slot_head(
 
 
 def slot_head_captions(logits: torch.Tensor, data: MNISTCaptions) -> list[str]:
-    """Captions a slot head would write: for each canvas of ``data``, every slot that holds a
-    digit described with the head's most probable digit, size, thickness and slant (its
-    "empty" class left out, so occupancy comes from the truth), in the first template.
-    ``logits``: the head's ``(N, 3, 22)`` output for ``data``'s canvases. So the head's errors
-    can be scored exactly as a decoder's captions are."""
+    """Captions a slot head writes: a caption built from per-slot predictions, with no
+    language model in between. A slot holds a digit where the head's most probable digit
+    class is not "empty" (if it calls every slot empty, the slot it finds least empty); each
+    such slot is described with the head's most probable digit, size, thickness and slant,
+    in the first template. ``logits``: the head's ``(N, 3, 22)`` output for ``data``'s
+    canvases (``data`` only checks their number). So the head's captions can be scored
+    exactly as a decoder's are, count and places included."""
     targets = vqa.slot_targets(data)
-    values = [part[..., 1:].argmax(dim=-1) for part in vqa.split_slot_logits(logits, targets)]
+    parts = vqa.split_slot_logits(logits, targets)
+    occupied = parts[0].argmax(dim=-1) > 0
+    least_empty = (parts[0][..., 1:].amax(dim=-1) - parts[0][..., 0]).argmax(dim=1)
+    occupied[torch.arange(len(occupied)), least_empty] |= ~occupied.any(dim=1)
+    values = [part[..., 1:].argmax(dim=-1) for part in parts]
     texts = []
-    for row, truth in enumerate(data.layout.digits.tolist()):
+    for row in range(len(occupied)):
         items = [
             (slot, *(int(value[row, slot]) for value in values))
-            for slot in range(len(truth))
-            if truth[slot] >= 0
+            for slot in range(occupied.shape[1])
+            if occupied[row, slot]
         ]
         texts.append(describe(items, template=0))
     return texts
