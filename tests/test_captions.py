@@ -472,6 +472,30 @@ def test_each_canvas_is_its_digits_drawn_alone_laid_over_one_another(pool, train
     assert (alone.flatten(1).amax(dim=1) > 200).all()  # every digit alone has its ink
 
 
+def test_cut_out_resamples_each_digit_drawn_alone_as_scipy_does(pool, train) -> None:
+    from scipy.ndimage import map_coordinates
+
+    part = train.select(torch.arange(40))
+    digits = C.cut_out(part, pool[0])
+    alone = C.draw_alone(part, pool[0]).numpy().astype(np.float64)
+    present = part.layout.digits >= 0
+    assert digits.dtype == torch.uint8 and digits.shape == (int(present.sum()), 28, 28)
+    centres = part.centers[present].numpy()
+    scales = np.array(C.SCALES)[part.layout.size[present].numpy()]
+    steps = np.arange(28) - 13.5
+    for i, ((cx, cy), scale) in enumerate(zip(centres, scales)):
+        ys, xs = np.meshgrid(cy + scale * steps, cx + scale * steps, indexing="ij")
+        expected = map_coordinates(alone[i], [ys, xs], order=1, mode="grid-constant")
+        assert np.abs(digits[i].numpy() - expected).max() <= 1.0, i  # uint8 rounding
+    # Back in MNIST's frame: the ink's centre of mass is near the frame's middle.
+    ink = digits.double()
+    grid = torch.arange(28, dtype=torch.float64)
+    mass = ink.sum(dim=(1, 2))
+    cx = (ink.sum(dim=1) * grid).sum(dim=1) / mass
+    cy = (ink.sum(dim=2) * grid).sum(dim=1) / mass
+    assert ((cx - 13.5).abs() < 1.5).all() and ((cy - 13.5).abs() < 1.5).all()
+
+
 def test_stroke_width_reads_bars_of_known_width() -> None:
     from mmcourse.data.shapes import stroke_width
 

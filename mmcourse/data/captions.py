@@ -363,6 +363,23 @@ def draw_alone(data: MNISTCaptions, pool_images: torch.Tensor) -> torch.Tensor:
     return compose(alone, digits, centers, data.pen_width[rows].nan_to_num(1.0))
 
 
+def cut_out(data: MNISTCaptions, pool_images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(M, 28, 28)``: every digit of ``data`` (in :func:`draw_alone`'s order) drawn
+    alone and resampled around its centre by ``1 / scale`` (bilinear), so that it has MNIST's
+    size and frame again and a classifier of plain MNIST digits can read it."""
+    alone = draw_alone(data, pool_images).float() / 255
+    present = data.layout.digits >= 0
+    centre = data.centers[present]
+    scale = torch.tensor(SCALES)[data.layout.size[present]]
+    steps = torch.arange(28, dtype=torch.float32) - 13.5
+    xs = centre[:, 0, None, None] + scale[:, None, None] * steps[None, None, :]
+    ys = centre[:, 1, None, None] + scale[:, None, None] * steps[None, :, None]
+    to_unit = 2 / (CANVAS - 1)  # pixel centres 0 .. CANVAS-1 to -1 .. 1 (align_corners)
+    grid = torch.stack(torch.broadcast_tensors(xs * to_unit - 1, ys * to_unit - 1), dim=-1)
+    digits = torch.nn.functional.grid_sample(alone[:, None], grid, align_corners=True)[:, 0]
+    return (digits * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 # --------------------------------------------------------------------------- language
 
 
