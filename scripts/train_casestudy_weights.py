@@ -20,7 +20,7 @@ the same recipe as the chapters', trained longer (``--epochs``), on the fast pro
 - ``vocab.json``, ``SHA256SUMS`` and ``training_log.json`` (epochs, seconds, the validation
   scores of every epoch, versions).
 
-    python scripts/train_casestudy_weights.py            # about 30 minutes on 2 CPU cores
+    python scripts/train_casestudy_weights.py            # about 40 minutes on 2 CPU cores
 
 Every step is seeded, so running it again on the same kind of machine gives the same
 files (the SHA-256 sums may differ on another CPU, where float rounding differs; the scores
