@@ -20,7 +20,7 @@ import mmcourse  # noqa: F401  (first: its portable numerics settings must reach
 
 # isort: split
 import torch
-from bench_rendered_digits import accuracy, back_to_mnist
+from bench_rendered_digits import accuracy
 
 from mmcourse import config
 from mmcourse.data import captions as C
@@ -44,7 +44,7 @@ def drawings(
     place = (scale, shear, centre + P.WINDOW // 2, P.pen_widths(words, generator))
     kinds = P.pool_kinds(images, labels)
     windows, _, picks = P.draw_legibly(images, kinds, torch.arange(n), place, generator)
-    digits = (back_to_mnist(windows, centre, scale) * 255).round().clamp(0, 255).to(torch.uint8)
+    digits = (P.to_mnist_frame(windows, centre, scale) * 255).round().clamp(0, 255).to(torch.uint8)
     return digits, labels[picks], size, words
 
 

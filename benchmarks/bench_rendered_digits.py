@@ -23,7 +23,6 @@ import mmcourse  # noqa: F401  (first: its portable numerics settings must reach
 
 # isort: split
 import torch
-import torch.nn.functional as F
 
 from mmcourse import config
 from mmcourse.data import captions as C
@@ -33,19 +32,6 @@ from mmcourse.digits import train_digit_classifier
 from mmcourse.train import predict
 
 EPOCHS = 3
-
-
-def back_to_mnist(images: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``(M, 28, 28)``: each drawing ``images`` ``(M, H, W)`` in [0, 1] resampled around its
-    ``centre`` ``(M, 2)`` (x, y pixels) by ``1 / scale``, MNIST's size again."""
-    height, width = images.shape[1:]
-    steps = torch.arange(28, dtype=torch.float32) - 13.5
-    xs = centre[:, 0, None, None] + scale[:, None, None] * steps[None, None, :]
-    ys = centre[:, 1, None, None] + scale[:, None, None] * steps[None, :, None]
-    grid = torch.stack(
-        torch.broadcast_tensors(xs / (width - 1) * 2 - 1, ys / (height - 1) * 2 - 1), dim=-1
-    )
-    return F.grid_sample(images[:, None], grid, align_corners=True)[:, 0].clamp(0, 1)
 
 
 def accuracy(model: torch.nn.Module, digits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -73,7 +59,7 @@ def main() -> None:
         centre = torch.full((n, 2), P.WINDOW / 2)
         place = (scale, shear, centre + P.WINDOW // 2, P.pen_widths(words, g))
         windows, corner, picks = P.draw_legibly(test_images, kinds, torch.arange(n), place, g)
-        pen = back_to_mnist(windows, centre, scale)
+        pen = P.to_mnist_frame(windows, centre, scale)
         print(
             f"{C.SIZES[size]:6s}{C.SLANTS[slant]:8s}{C.THICKNESSES[word]:8s}"
             f"{accuracy(model, pen, test_labels[picks]):8.4f}"

@@ -37,7 +37,14 @@ from mmcourse import config
 from mmcourse._validate import check_choice, check_int, describe_tensor, is_int
 from mmcourse.data import mnist
 from mmcourse.data.cache import cached, fingerprint
-from mmcourse.data.pen import WINDOW, draw_legibly, draw_with_pen, pen_widths, pool_kinds
+from mmcourse.data.pen import (
+    WINDOW,
+    draw_legibly,
+    draw_with_pen,
+    pen_widths,
+    pool_kinds,
+    to_mnist_frame,
+)
 from mmcourse.vocab import tokenize
 
 CANVAS = 64
@@ -369,14 +376,8 @@ def cut_out(data: MNISTCaptions, pool_images: torch.Tensor) -> torch.Tensor:
     size and frame again and a classifier of plain MNIST digits can read it."""
     alone = draw_alone(data, pool_images).float() / 255
     present = data.layout.digits >= 0
-    centre = data.centers[present]
     scale = torch.tensor(SCALES)[data.layout.size[present]]
-    steps = torch.arange(28, dtype=torch.float32) - 13.5
-    xs = centre[:, 0, None, None] + scale[:, None, None] * steps[None, None, :]
-    ys = centre[:, 1, None, None] + scale[:, None, None] * steps[None, :, None]
-    to_unit = 2 / (CANVAS - 1)  # pixel centres 0 .. CANVAS-1 to -1 .. 1 (align_corners)
-    grid = torch.stack(torch.broadcast_tensors(xs * to_unit - 1, ys * to_unit - 1), dim=-1)
-    digits = torch.nn.functional.grid_sample(alone[:, None], grid, align_corners=True)[:, 0]
+    digits = to_mnist_frame(alone, data.centers[present], scale)
     return (digits * 255).round().clamp(0, 255).to(torch.uint8)
 
 

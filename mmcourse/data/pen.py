@@ -59,6 +59,7 @@ __all__ = [
     "move_to_band",
     "pen_widths",
     "pool_kinds",
+    "to_mnist_frame",
 ]
 
 PEN_BANDS = {"thin": (1.0, 1.4), "normal": (1.9, 2.5), "thick": (3.3, 3.9)}
@@ -157,6 +158,20 @@ def move_to_band(width: torch.Tensor, word: torch.Tensor, new_word: torch.Tensor
     low, high = _band_ends()
     where = (width - low[word]) / (high - low)[word]
     return low[new_word] + where * (high - low)[new_word]
+
+
+def to_mnist_frame(images: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``(M, 28, 28)`` floats: each drawing of ``images`` (float ``(M, H, W)`` in [0, 1])
+    resampled around its ``centre`` (``(M, 2)``, x and y in pixels) by ``1 / scale``
+    (``(M,)``), bilinear: the digit back at MNIST's size and in MNIST's 28x28 frame."""
+    height, width = images.shape[1:]
+    steps = torch.arange(28, dtype=torch.float32) - 13.5
+    xs = centre[:, 0, None, None] + scale[:, None, None] * steps[None, None, :]
+    ys = centre[:, 1, None, None] + scale[:, None, None] * steps[None, :, None]
+    # pixel centres 0 .. side-1 become -1 .. 1 (align_corners=True)
+    to_x, to_y = 2 / (width - 1), 2 / (height - 1)
+    grid = torch.stack(torch.broadcast_tensors(xs * to_x - 1, ys * to_y - 1), dim=-1)
+    return F.grid_sample(images[:, None], grid, align_corners=True)[:, 0].clamp(0, 1)
 
 
 def centre_lines(digits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
