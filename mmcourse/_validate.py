@@ -9,6 +9,8 @@ the value unchanged, so a valid call behaves exactly as without the check.
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from numbers import Integral, Real
 
 import torch
@@ -30,6 +32,7 @@ __all__ = [
     "check_tensor",
     "describe_tensor",
     "is_int",
+    "warn_at_caller",
 ]
 
 
@@ -190,6 +193,20 @@ def check_same_batch(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str)
             f"{name_a} and {name_b} must hold the same number of examples, got batch sizes "
             f"{a.shape[0]} and {b.shape[0]}"
         )
+
+
+def _in_package(frame: object) -> bool:
+    module = frame.f_globals.get("__name__", "")  # type: ignore[attr-defined]
+    return module == "mmcourse" or module.startswith("mmcourse.")
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn, pointing at the first line outside ``mmcourse`` that led here (the learner's
+    call, however many of the package's functions lie between), not at a fixed depth."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and _in_package(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def check_no_nan(x: torch.Tensor, name: str) -> torch.Tensor:

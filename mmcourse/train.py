@@ -27,7 +27,6 @@ import itertools
 import math
 import os
 import pickle
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from mmcourse._validate import (
     check_module,
     check_nonnegative,
     check_tensor,
+    warn_at_caller,
 )
 from mmcourse.models.introspect import find_unregistered_modules
 
@@ -376,11 +376,10 @@ def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None
         )
     hidden = find_unregistered_modules(model)
     if hidden:
-        warnings.warn(
+        warn_at_caller(
             f"{', '.join(hidden)} hold layers/parameters in a plain Python container; PyTorch "
             "does not register them, so model.parameters() misses them: use nn.ModuleList, "
-            "nn.ModuleDict or nn.ParameterList",
-            stacklevel=6,  # the caller of fit
+            "nn.ModuleDict or nn.ParameterList"
         )
 
 

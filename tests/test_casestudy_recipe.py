@@ -55,8 +55,28 @@ def test_decoder_sizes_are_what_the_docstring_says() -> None:
     first_layers = (flat + 1) * 128 + (flat + 1) * 64  # init_hidden and image_input
     gru = 3 * (128 * 128 + 128 * 128 + 2 * 128)  # input 64 + 64 = 128 wide
     assert sizes["show_and_tell"] == first_layers + 35 * 64 + gru + (128 + 1) * 35
-    assert round(sizes["attention"], -3) == 174_000
-    assert round(sizes["transformer"], -3) == 116_000
+    # Show, Attend and Tell: region positions, the LSTM's first state read from the mean
+    # region, additive attention (its score has no bias: the softmax over regions cancels it),
+    # the gate, and an LSTM that reads a word (64) and the attended region (64)
+    d, h, regions = 64, 128, 64
+    attention = d * h + d + d * d + d + d  # key (d -> d), query (h -> d), score (d -> 1)
+    lstm = 4 * h * (2 * d) + 4 * h * h + 2 * 4 * h
+    assert sizes["attention"] == (
+        regions * d + 2 * (d * h + h) + attention + (h + 1) + 35 * d + lstm + (h + d + 1) * 35
+    )
+    # the Transformer: positions of regions and of each word of the longest caption, the regions' projection, then two
+    # blocks of pre-norm self-attention, cross-attention and a 2x-wide MLP, a last norm, output
+    multi_head = 3 * (d * d + d) + (d * d + d)  # in_proj (q, k, v) and out_proj
+    block = 3 * 2 * d + 2 * multi_head + (d * 2 * d + 2 * d) + (2 * d * d + d)
+    assert sizes["transformer"] == (
+        regions * d
+        + (recipe.MAX_CAPTION_LEN + 1) * d
+        + (d * d + d)
+        + 35 * d
+        + 2 * block
+        + 2 * d
+        + (d + 1) * 35
+    )
 
 
 def test_beam_of_one_writes_the_greedy_captions(data) -> None:

@@ -7,6 +7,7 @@ counting, early stopping against a scripted validation sequence.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -849,8 +850,20 @@ def test_fit_rejects_an_optimizer_of_another_model() -> None:
 
 def test_fit_warns_about_layers_in_a_plain_list() -> None:
     hidden = PlainList(with_head=True)
-    with pytest.warns(UserWarning, match="layers hold layers/parameters in a plain Python"):
+    with pytest.warns(UserWarning, match="layers hold layers/parameters in a plain Python") as got:
         _fit(hidden, optimizer=torch.optim.SGD(hidden.parameters(), lr=0.1))
+    # it points at the learner's line (here, _fit's call of fit in this file), not into mmcourse
+    assert [Path(w.filename).name for w in got] == [Path(__file__).name]
+
+
+def test_warn_at_caller_skips_every_frame_of_the_package() -> None:
+    from mmcourse import _validate
+
+    package = {"__name__": "mmcourse.somewhere", "warn_at_caller": _validate.warn_at_caller}
+    exec("def inner():\n    warn_at_caller('look here')\ndef outer():\n    inner()", package)
+    with pytest.warns(UserWarning, match="look here") as got:
+        package["outer"]()  # two of the package's functions between this line and the warning
+    assert got[0].filename == __file__
 
 
 def test_evaluate_and_predict_reject() -> None:
