@@ -30,6 +30,7 @@ __all__ = [
     "check_same_batch",
     "check_sizes",
     "check_tensor",
+    "Dims",
     "describe_tensor",
     "is_int",
     "warn_at_caller",
@@ -175,6 +176,86 @@ def check_indices(x: object, name: str, shape: tuple[int | str, ...]) -> torch.T
     hint = "; convert float labels with .long(), one-hot rows with .argmax(-1)"
     _check_shape(x, name, shape, "integer", ok and not x.is_complex(), hint)
     return x  # type: ignore[return-value]
+
+
+_KINDS = {
+    "float": (lambda x: x.is_floating_point(), ""),
+    "integer": (
+        lambda x: not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool,
+        "; convert float labels with .long(), one-hot rows with .argmax(-1)",
+    ),
+}
+
+
+class Dims:
+    """Dimension letters bound across the arguments of one call, so that one line per argument
+    checks what the arguments must share, and an error names every argument involved.
+
+    The first argument that uses a letter sets its size; every later one must agree:
+
+    >>> dims = Dims()
+    >>> dims.float(torch.zeros(3, 4), "image_emb", "B D").shape
+    torch.Size([3, 4])
+    >>> dims.float(torch.zeros(2, 4), "text_emb", "B D")
+    Traceback (most recent call last):
+    ValueError: text_emb must be a float tensor of shape (B, D) with B = 3 and D = 4 as in image_emb, got shape (2, 4) and dtype torch.float32
+    >>> dims["B"]  # a size, once bound
+    3
+    >>> Dims().indices(torch.tensor([1, 2]), "target", "N 1")
+    Traceback (most recent call last):
+    ValueError: target must be an integer tensor of shape (N, 1), got shape (2,) and dtype torch.int64
+    """
+
+    def __init__(self) -> None:
+        self._bound: dict[str, tuple[int, str]] = {}  # letter -> (size, argument that set it)
+
+    def __getitem__(self, letter: str) -> int:
+        return self._bound[letter][0]
+
+    def bind(self, letter: str, size: int, source: str) -> Dims:
+        """Set ``letter`` to ``size``, as read from ``source`` (e.g. the rows of a prediction
+        that is checked in another way); returns ``self``."""
+        self._bound[letter] = (size, source)
+        return self
+
+    def float(self, x: object, name: str, spec: str) -> torch.Tensor:
+        """``x`` must be a float tensor of shape ``spec`` (letters and sizes, e.g. ``"B 64"``)."""
+        return self._check(x, name, spec, "float")
+
+    def indices(self, x: object, name: str, spec: str) -> torch.Tensor:
+        """``x`` must be an integer tensor (indices, not bool) of shape ``spec``."""
+        return self._check(x, name, spec, "integer")
+
+    def _sources(self, letters: list) -> str:
+        """`` with B = 3 and D = 4 as in image_emb``: the bound sizes and where they came from."""
+        by_source: dict[str, list[str]] = {}
+        for letter in letters:
+            size, source = self._bound[letter]
+            by_source.setdefault(source, []).append(f"{letter} = {size}")
+        parts = [f"{' and '.join(sizes)} as in {source}" for source, sizes in by_source.items()]
+        return f" with {' and '.join(parts)}" if parts else ""
+
+    def _check(self, x: object, name: str, spec: str, kind: str) -> torch.Tensor:
+        shape = tuple(int(part) if part.isdigit() else part for part in spec.split())
+        known = [letter for letter in dict.fromkeys(shape) if letter in self._bound]
+        check_tensor(x, name, f"of {kind}s {_shape_text(shape)}{self._sources(known)}")
+        kind_ok, hint = _KINDS[kind]
+        fits = x.dim() == len(shape) and all(
+            isinstance(want, str) or got == want for got, want in zip(x.shape, shape)
+        )
+        clash = fits and any(
+            letter in known and self._bound[letter][0] != got for got, letter in zip(x.shape, shape)
+        )
+        if not (fits and kind_ok(x)) or clash:
+            raise ValueError(
+                f"{name} must be {_article(kind)} {kind} tensor of shape {_shape_text(shape)}"
+                f"{self._sources(known)}, got shape {tuple(x.shape)} and dtype {x.dtype}"
+                f"{hint if not kind_ok(x) else ''}"
+            )
+        for got, letter in zip(x.shape, shape):
+            if isinstance(letter, str):
+                self._bound.setdefault(letter, (got, name))
+        return x  # type: ignore[return-value]
 
 
 def check_index_range(x: torch.Tensor, name: str, high: int, what: str = "classes") -> None:

@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from torch import Tensor, nn
 
 from mmcourse._validate import (
+    Dims,
     check_float,
     check_int,
     check_nonnegative,
@@ -76,8 +77,9 @@ def cosine_similarity_matrix(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     >>> cosine_similarity_matrix(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0], [3.0, 0.0]]))
     tensor([[0., 1.]])
     """
-    check_float(a, "a", ("N", "D"))
-    check_float(b, "b", ("M", a.shape[1]))
+    dims = Dims()
+    dims.float(a, "a", "N D")
+    dims.float(b, "b", "M D")
     check_positive(eps, "eps")
     a_unit = a / a.norm(dim=1, keepdim=True).clamp_min(eps)
     b_unit = b / b.norm(dim=1, keepdim=True).clamp_min(eps)
@@ -329,24 +331,12 @@ def joint_linear_backward(
     - ``dL/db   = sum over the batch of grad_z``  ``(k,)``
     - ``dL/dX'  = grad_z W_X``   ``(B, d_x)``  and  ``dL/dY' = grad_z W_Y``  ``(B, d_y)``
     """
-    check_float(image_features, "image_features", ("N", "D"))
-    check_float(text_features, "text_features", ("N", "D"))
-    check_float(weight_x, "weight_x", ("K", image_features.shape[1]))
-    check_float(weight_y, "weight_y", ("K", text_features.shape[1]))
-    batch, k = image_features.shape[0], weight_x.shape[0]
-    if weight_y.shape[0] != k:
-        raise ValueError(
-            f"weight_x and weight_y must have the same number of rows (joint_dim), got "
-            f"{tuple(weight_x.shape)} and {tuple(weight_y.shape)}"
-        )
-    if text_features.shape[0] != batch:
-        raise ValueError(
-            f"image_features and text_features must have the same batch size, got {batch} "
-            f"and {text_features.shape[0]}"
-        )
-    check_float(grad_z, "grad_z", ("N", k))
-    if grad_z.shape[0] != batch:
-        raise ValueError(f"grad_z must have shape ({batch}, {k}), got {tuple(grad_z.shape)}")
+    dims = Dims()
+    dims.float(image_features, "image_features", "N Dx")
+    dims.float(text_features, "text_features", "N Dy")
+    dims.float(weight_x, "weight_x", "K Dx")  # K: the joint space's size
+    dims.float(weight_y, "weight_y", "K Dy")
+    dims.float(grad_z, "grad_z", "N K")
     return JointGradients(
         weight_x=grad_z.T @ image_features,
         weight_y=grad_z.T @ text_features,
@@ -440,13 +430,9 @@ def pair_alignment_loss(
       (:func:`mmcourse.losses.clip_loss`); it also pushes non-partners apart, and cosine
       ignores length, so it cannot collapse.
     """
-    check_float(image_points, "image_points", ("N", "D"))
-    check_float(text_points, "text_points", ("N", image_points.shape[1]))
-    if text_points.shape[0] != image_points.shape[0]:
-        raise ValueError(
-            f"image_points and text_points must pair up row by row, got {image_points.shape[0]} "
-            f"and {text_points.shape[0]} rows"
-        )
+    dims = Dims()
+    dims.float(image_points, "image_points", "N D")
+    dims.float(text_points, "text_points", "N D")  # they pair up row by row
     if kind == "squared":
         return (image_points - text_points).pow(2).sum(dim=1).mean()
     if kind != "contrastive":

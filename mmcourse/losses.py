@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse._validate import (
+    Dims,
     check_choice,
     check_float,
     check_index_range,
@@ -86,8 +87,9 @@ def cross_entropy(
     the classic mistakes (float targets, ``(N, 1)`` targets, a class id ``>= C``) into a clear
     ``ValueError``.
     """
-    check_no_nan(check_float(logits, "logits", ("N", "C")), "logits")
-    check_indices(target, "target", logits.shape[:1])
+    dims = Dims()
+    check_no_nan(dims.float(logits, "logits", "N C"), "logits")
+    dims.indices(target, "target", "N")
     check_probability(label_smoothing, "label_smoothing")
     if ignore_index is not None:
         check_int(ignore_index, "ignore_index", minimum=None)
@@ -127,8 +129,9 @@ def clip_loss(
     Returns a 0-dim tensor; ``log(B)`` for random embeddings at a small scale, near 0 when the
     pairs are well separated.
     """
-    check_float(image_emb, "image_emb", ("B", "D"))
-    check_float(text_emb, "text_emb", image_emb.shape)
+    dims = Dims()
+    dims.float(image_emb, "image_emb", "B D")
+    dims.float(text_emb, "text_emb", "B D")
     _check_batch(image_emb)
     scale = _check_logit_scale(logit_scale)
     image_emb = F.normalize(image_emb, dim=1)
@@ -201,9 +204,10 @@ def triplet_loss(
     """
     check_choice(distance, "distance", DISTANCES)
     check_nonnegative(margin, "margin")  # NaN or inf would make every hinge NaN or inf
-    _check_batch(check_float(anchor, "anchor", ("B", "D")))
-    check_float(positive, "positive", anchor.shape)
-    check_float(negative, "negative", anchor.shape)
+    dims = Dims()
+    _check_batch(dims.float(anchor, "anchor", "B D"))
+    dims.float(positive, "positive", "B D")
+    dims.float(negative, "negative", "B D")
     d_pos = _distance(anchor, positive, distance)
     d_neg = _distance(anchor, negative, distance)
     return F.relu(d_pos - d_neg + margin).mean()
@@ -229,8 +233,9 @@ def hardest_negative_triplet_loss(
         margin: a finite number ``>= 0`` (NaN and inf are refused).
     """
     check_nonnegative(margin, "margin")
-    _check_batch(check_float(emb_a, "emb_a", ("B", "D")), minimum=2)
-    check_float(emb_b, "emb_b", emb_a.shape)
+    dims = Dims()
+    _check_batch(dims.float(emb_a, "emb_a", "B D"), minimum=2)
+    dims.float(emb_b, "emb_b", "B D")
     s = F.normalize(emb_a, dim=1) @ F.normalize(emb_b, dim=1).T  # (B, B)
     positive = s.diag()
     is_positive = torch.eye(len(s), dtype=torch.bool, device=s.device)
@@ -380,10 +385,11 @@ def clip_loss_with_duplicates(
     True
     """
     check_choice(mode, "mode", DUPLICATE_MODES)
-    check_float(image_emb, "image_emb", ("B", "D"))
-    check_float(text_emb, "text_emb", image_emb.shape)
+    dims = Dims()
+    dims.float(image_emb, "image_emb", "B D")
+    dims.float(text_emb, "text_emb", "B D")
     _check_batch(image_emb)
-    check_indices(groups, "groups", image_emb.shape[:1])
+    dims.indices(groups, "groups", "B")
     scale = _check_logit_scale(logit_scale)
     logits = scale * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T  # (B, B)
     groups = groups.to(logits.device)
@@ -430,16 +436,16 @@ def negative_caption_loss(
     >>> round(loss.item(), 4)
     0.1269
     """
-    check_float(image_emb, "image_emb", ("B", "D"))
-    check_float(text_emb, "text_emb", image_emb.shape)
+    dims = Dims()
+    dims.float(image_emb, "image_emb", "B D")
+    dims.float(text_emb, "text_emb", "B D")
     check_tensor(negative_emb, "negative_emb", "of floats (B, K, D) or (B, D)")
     if negative_emb.dim() == 2:
-        negative_emb = check_float(negative_emb, "negative_emb", image_emb.shape)[:, None]
-    b, d = image_emb.shape
-    check_float(negative_emb, "negative_emb", (b, "K", d))
+        negative_emb = dims.float(negative_emb, "negative_emb", "B D")[:, None]
+    dims.float(negative_emb, "negative_emb", "B K D")
     scale = _check_logit_scale(logit_scale)
     image_emb = F.normalize(image_emb, dim=1)
     right = (image_emb * F.normalize(text_emb, dim=1)).sum(dim=1, keepdim=True)  # (B, 1)
     wrong = (image_emb[:, None] * F.normalize(negative_emb, dim=2)).sum(dim=2)  # (B, K)
     logits = scale * torch.cat([right, wrong], dim=1)  # column 0 is the true caption
-    return F.cross_entropy(logits, torch.zeros(b, dtype=torch.long, device=logits.device))
+    return F.cross_entropy(logits, torch.zeros(dims["B"], dtype=torch.long, device=logits.device))

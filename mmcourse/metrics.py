@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from mmcourse._validate import (
+    Dims,
     check_choice,
     check_float,
     check_index_range,
@@ -53,7 +54,7 @@ def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
 
 
 def _check_target(target: torch.Tensor, n: int) -> None:
-    check_indices(target, "target", (n,))
+    Dims().bind("N", n, "pred").indices(target, "target", "N")
     if n == 0:
         raise ValueError("pred and target are empty (N = 0); a metric needs at least one example")
 

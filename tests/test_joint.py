@@ -45,7 +45,7 @@ def test_cosine_similarity_matrix_is_scale_invariant_and_safe_on_zero_rows() -> 
         (
             torch.ones(2, 2),
             torch.ones(2, 3),
-            r"b must be a float tensor of shape \(M, 2\), got shape \(2, 3\)",
+            r"b must be a float tensor of shape \(M, D\) with D = 2 as in a, got shape \(2, 3\)",
         ),
         (torch.ones(2, 2, dtype=torch.long), torch.ones(2, 2), "a must be a float tensor"),
     ],
@@ -302,15 +302,25 @@ def test_softmax_cross_entropy_gradient_matches_autograd() -> None:
 
 def test_gradient_errors() -> None:
     x, y, w_x, w_y = torch.randn(4, 3), torch.randn(4, 2), torch.randn(5, 3), torch.randn(5, 2)
-    with pytest.raises(ValueError, match=r"weight_x must be a float tensor of shape \(\w, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight_x must be a float tensor of shape \(K, Dx\) with Dx = 3 as in image_features",
+    ):
         joint.joint_linear_backward(x, y, torch.randn(5, 2), w_y, torch.randn(4, 5))
-    with pytest.raises(ValueError, match="same number of rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight_y must be .* shape \(K, Dy\) with K = 5 as in weight_x and Dy = 2 as in "
+        r"text_features, got shape \(6, 2\)",
+    ):
         joint.joint_linear_backward(x, y, w_x, torch.randn(6, 2), torch.randn(4, 5))
-    with pytest.raises(ValueError, match="same batch size, got 4 and 3"):
+    with pytest.raises(
+        ValueError, match=r"text_features must .* shape \(N, Dy\) with N = 4 as in image_features"
+    ):
         joint.joint_linear_backward(x, torch.randn(3, 2), w_x, w_y, torch.randn(4, 5))
-    with pytest.raises(ValueError, match=r"grad_z must be a float tensor of shape \(\w, 5\)"):
+    grad_z_needs = r"grad_z must .* shape \(N, K\) with N = 4 as in image_features and K = 5 as in"
+    with pytest.raises(ValueError, match=grad_z_needs + r" weight_x, got shape \(4, 4\)"):
         joint.joint_linear_backward(x, y, w_x, w_y, torch.randn(4, 4))
-    with pytest.raises(ValueError, match=r"grad_z must have shape \(4, 5\)"):
+    with pytest.raises(ValueError, match=grad_z_needs + r" weight_x, got shape \(3, 5\)"):
         joint.joint_linear_backward(x, y, w_x, w_y, torch.randn(3, 5))
     with pytest.raises(ValueError, match="target must have the shape of z"):
         joint.squared_error_grad(torch.randn(4, 5), torch.randn(4, 4))
@@ -372,7 +382,11 @@ def test_pair_alignment_losses_match_explicit_formulas() -> None:
 
 def test_pair_alignment_loss_errors() -> None:
     u = torch.randn(4, 2)
-    with pytest.raises(ValueError, match="must pair up row by row, got 4 and 3 rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"text_points must be .* shape \(N, D\) with N = 4 and D = 2 as in image_points, "
+        r"got shape \(3, 2\)",
+    ):
         joint.pair_alignment_loss(u, torch.randn(3, 2))
     with pytest.raises(ValueError, match="kind must be 'contrastive' or 'squared'"):
         joint.pair_alignment_loss(u, u, kind="cosine")

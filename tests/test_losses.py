@@ -63,7 +63,7 @@ def test_cross_entropy_errors() -> None:
         L.cross_entropy(target[:, None].repeat(1, 3), target)
     with pytest.raises(
         ValueError,
-        match=r"target must be an integer tensor of shape \(4,\), .*torch.float32.*\.long\(\)",
+        match=r"target must be an integer tensor of shape \(N,\) with N = 4 as in logits, .*torch.float32.*\.long\(\)",
     ):
         L.cross_entropy(logits, target.float())
     with pytest.raises(
@@ -71,15 +71,18 @@ def test_cross_entropy_errors() -> None:
     ):
         L.cross_entropy(logits, F.one_hot(target, 3).float())
     with pytest.raises(
-        TypeError, match=r"target must be a torch.Tensor of integers \(4,\), got list"
+        TypeError,
+        match=r"target must be a torch.Tensor of integers \(N,\) with N = 4 as in logits, got list",
     ):
         L.cross_entropy(logits, [0, 1, 2, 1])
     with pytest.raises(
-        ValueError, match=r"target must be an integer tensor of shape \(4,\), got shape \(4, 1\)"
+        ValueError,
+        match=r"target must be an integer tensor of shape \(N,\) with N = 4 as in logits, got shape \(4, 1\)",
     ):
         L.cross_entropy(logits, target[:, None])
     with pytest.raises(
-        ValueError, match=r"target must be an integer tensor of shape \(4,\), got shape \(3,\)"
+        ValueError,
+        match=r"target must be an integer tensor of shape \(N,\) with N = 4 as in logits, got shape \(3,\)",
     ):
         L.cross_entropy(logits, target[:3])
     with pytest.raises(ValueError, match=r"target must hold classes in 0..2, got min 0, max 3"):
@@ -211,15 +214,18 @@ def test_clip_errors() -> None:
     with pytest.raises(ValueError, match=r"text_emb must be a float tensor.*torch.int64"):
         L.clip_loss(image, torch.ones(4, 8, dtype=torch.long), 1.0)
     with pytest.raises(
-        TypeError, match=r"text_emb must be a torch.Tensor of floats \(4, 8\), got list"
+        TypeError,
+        match=r"text_emb must be a torch.Tensor of floats \(B, D\) with B = 4 and D = 8 as in image_emb, got list",
     ):
         L.clip_loss(image, text.tolist(), 1.0)
     with pytest.raises(
-        ValueError, match=r"text_emb must be a float tensor of shape \(4, 8\), got shape \(3, 8\)"
+        ValueError,
+        match=r"text_emb must be a float tensor of shape \(B, D\) with B = 4 and D = 8 as in image_emb, got shape \(3, 8\)",
     ):
         L.clip_loss(image, text[:3], 1.0)
     with pytest.raises(
-        ValueError, match=r"text_emb must be a float tensor of shape \(4, 8\), got shape \(4, 6\)"
+        ValueError,
+        match=r"text_emb must be a float tensor of shape \(B, D\) with B = 4 and D = 8 as in image_emb, got shape \(4, 6\)",
     ):
         L.clip_loss(image, text[:, :6], 1.0)
     with pytest.raises(ValueError, match=r"the batch holds 0 pairs; this loss needs at least 1"):
@@ -340,21 +346,27 @@ def test_triplet_errors() -> None:
     with pytest.raises(TypeError, match=r"margin must be a finite number >= 0, got str '0.2'"):
         L.hardest_negative_triplet_loss(x, x, margin="0.2")
     with pytest.raises(
-        ValueError, match=r"negative must be a float tensor of shape \(4, 3\), got shape \(4,\)"
+        ValueError,
+        match=r"negative must be a float tensor of shape \(B, D\) with B = 4 and D = 3 as in anchor, got shape \(4,\)",
     ):
         L.triplet_loss(x, x, x[:, 0])
     with pytest.raises(ValueError, match=r"positive must be a float tensor.*torch.int64"):
         L.triplet_loss(x, x.long(), x)
-    with pytest.raises(ValueError, match=r"negative must be a float tensor of shape \(4, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"negative must be a float tensor of shape \(B, D\) with B = 4 and D = 3 as in anchor",
+    ):
         L.triplet_loss(x, x, x[:2])
     with pytest.raises(ValueError, match=r"the batch holds 0 pairs"):
         L.triplet_loss(x[:0], x[:0], x[:0])
     with pytest.raises(
-        TypeError, match=r"emb_b must be a torch.Tensor of floats \(4, 3\), got list"
+        TypeError,
+        match=r"emb_b must be a torch.Tensor of floats \(B, D\) with B = 4 and D = 3 as in emb_a, got list",
     ):
         L.hardest_negative_triplet_loss(x, x.tolist())
     with pytest.raises(
-        ValueError, match=r"emb_b must be a float tensor of shape \(4, 3\), got shape \(4, 2\)"
+        ValueError,
+        match=r"emb_b must be a float tensor of shape \(B, D\) with B = 4 and D = 3 as in emb_a, got shape \(4, 2\)",
     ):
         L.hardest_negative_triplet_loss(x, x[:, :2])
     with pytest.raises(ValueError, match=r"the batch holds 1 pairs; this loss needs at least 2"):
@@ -515,7 +527,10 @@ def test_slot_attribute_loss_is_the_sum_of_four_cross_entropies() -> None:
         by_hand = by_hand - log_p.mean()
         start += c
     torch.testing.assert_close(L.slot_attribute_loss(logits, targets), by_hand)
-    with pytest.raises(ValueError, match=r"targets must be an integer tensor of shape \(5, 3, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"targets must be an integer tensor of shape \(B, slots, 4\) with B = 5 and slots = 3 as in logits",
+    ):
         L.slot_attribute_loss(logits, targets[..., :3])
     with pytest.raises(
         ValueError, match=r"logits must be a float tensor of shape \(B, slots, 22\)"

@@ -119,11 +119,17 @@ def test_errors() -> None:
         L.clip_loss_with_duplicates(image, text, 1.0, groups, mode="hard")
     with pytest.raises(TypeError, match="mode must be one of"):
         L.clip_loss_with_duplicates(image, text, 1.0, groups, mode=None)
-    with pytest.raises(ValueError, match=r"text_emb must be a float tensor of shape \(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"text_emb must be a float tensor of shape \(B, D\) with B = 3 and D = 2 as in image_emb",
+    ):
         L.clip_loss_with_duplicates(image, torch.randn(4, 2), 1.0, groups)
     with pytest.raises(ValueError, match=r"image_emb must be a float tensor of shape \(B, D\)"):
         L.clip_loss_with_duplicates(torch.randn(3), text, 1.0, groups)
-    with pytest.raises(ValueError, match=r"groups must be an integer tensor of shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"groups must be an integer tensor of shape \(B,\) with B = 3 as in image_emb",
+    ):
         L.clip_loss_with_duplicates(image, text, 1.0, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="convert float labels with .long()"):
         L.clip_loss_with_duplicates(image, text, 1.0, groups.float())
@@ -178,15 +184,22 @@ def test_negative_caption_loss_gradcheck() -> None:
 
 def test_negative_caption_loss_errors() -> None:
     image, right = torch.randn(2, 2), torch.randn(2, 2)
-    with pytest.raises(ValueError, match=r"negative_emb must be a float tensor of shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"negative_emb must be a float tensor of shape \(B, D\) with B = 2 and D = 2 as in image_emb",
+    ):
         L.negative_caption_loss(image, right, torch.randn(1, 2), 1.0)
     with pytest.raises(
-        ValueError, match=r"negative_emb must be a float tensor of shape \(2, K, 2\)"
+        ValueError,
+        match=r"negative_emb must be a float tensor of shape \(B, K, D\) with B = 2 and D = 2 as in image_emb",
     ):
         L.negative_caption_loss(image, right, torch.randn(2, 3, 5), 1.0)
     with pytest.raises(TypeError, match="negative_emb must be a torch.Tensor"):
         L.negative_caption_loss(image, right, [[0.0, 1.0]], 1.0)
-    with pytest.raises(ValueError, match=r"text_emb must be a float tensor of shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"text_emb must be a float tensor of shape \(B, D\) with B = 2 and D = 2 as in image_emb",
+    ):
         L.negative_caption_loss(image, right[:1], torch.randn(2, 2), 1.0)
     with pytest.raises(ValueError, match="logit_scale must be a finite number > 0"):
         L.negative_caption_loss(image, right, torch.randn(2, 2), 0.0)

@@ -144,17 +144,20 @@ def test_classification_errors() -> None:
     with pytest.raises(ValueError, match=r"need C >= 1 classes, got \(2, 0\)"):
         M.accuracy(torch.zeros(2, 0), good)
     with pytest.raises(
-        TypeError, match=r"target must be a torch.Tensor of integers \(2,\), got list"
+        TypeError,
+        match=r"target must be a torch.Tensor of integers \(N,\) with N = 2 as in pred, got list",
     ):
         M.accuracy(good, [0, 1])
     with pytest.raises(
-        ValueError, match=r"target must be an integer tensor of shape \(2,\).*torch.float32"
+        ValueError,
+        match=r"target must be an integer tensor of shape \(N,\) with N = 2 as in pred.*torch.float32",
     ):
         M.accuracy(good, good.float())
     with pytest.raises(ValueError, match=r"target must be an integer tensor .*got shape \(2, 1\)"):
         M.accuracy(good, good[:, None])
     with pytest.raises(
-        ValueError, match=r"target must be an integer tensor of shape \(2,\), got shape \(3,\)"
+        ValueError,
+        match=r"target must be an integer tensor of shape \(N,\) with N = 2 as in pred, got shape \(3,\)",
     ):
         M.accuracy(good, torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"empty \(N = 0\)"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse._validate import check_float, check_indices, check_no_nan
+from mmcourse._validate import Dims, check_no_nan
 from mmcourse.data.captions import ANSWERS, QUESTION_TYPES, MNISTCaptions
 from mmcourse.vocab import Vocabulary
 
@@ -249,7 +249,8 @@ def split_slot_logits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torc
     """The logits of each attribute, ``(B, slots, classes)`` for digit, size, thickness and
     slant, out of a slot head's ``(B, slots, 22)`` output, checked against the
     :func:`slot_targets` ``(B, slots, 4)`` they are scored with."""
-    check_float(logits, "logits", ("B", "slots", sum(ATTRIBUTE_CLASSES)))
-    check_indices(targets, "targets", (*logits.shape[:2], len(ATTRIBUTE_CLASSES)))
+    dims = Dims()
+    dims.float(logits, "logits", f"B slots {sum(ATTRIBUTE_CLASSES)}")
+    dims.indices(targets, "targets", f"B slots {len(ATTRIBUTE_CLASSES)}")
     check_no_nan(logits, "logits")
     return logits.split(ATTRIBUTE_CLASSES, dim=2)
