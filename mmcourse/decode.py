@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Real
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
 from mmcourse._validate import check_no_nan, is_int
+from mmcourse.modes import eval_mode
 from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -106,20 +105,6 @@ def _check_decode_args(
         raise ValueError(f"eos_id and pad_id must differ, both are {eos_id}")
 
 
-@contextmanager
-def _eval_mode(model: object) -> Iterator[None]:
-    """Run an ``nn.Module`` in eval mode (dropout off), then put it back in its mode."""
-    if not isinstance(model, torch.nn.Module):
-        yield
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _check_logits(logits: object, batch: int, eos_id: int, bos_id: int) -> int:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -160,7 +145,7 @@ def greedy_decode(
         padded with ``pad_id``. ``Vocabulary.decode_batch`` turns it into text.
     """
     _check_decode_args(model, images, max_len, eos_id, pad_id)
-    with _eval_mode(model):
+    with eval_mode(model):
         state = model.init_state(images)
         batch = images.shape[0]
         tokens = torch.full((batch,), bos_id, dtype=torch.long, device=images.device)
@@ -430,7 +415,7 @@ def beam_search(
     """
     _check_decode_args(model, images, max_len, eos_id, pad_id)
     _check_beam_args(beam_width, length_penalty, return_scores)
-    with _eval_mode(model):
+    with eval_mode(model):
         found = _run_beams(model, images, max_len, beam_width, length_penalty, bos_id, eos_id)
     # max returns the first of equal scores, i.e. the candidate found first.
     best = [max(candidates, key=lambda hypothesis: hypothesis.score) for candidates in found]
@@ -473,7 +458,7 @@ def beam_candidates(
     _check_beam_args(beam_width, length_penalty, False)
     if image.shape[0] != 1:
         raise ValueError(f"beam_candidates takes one input (a batch of 1), got {image.shape[0]}")
-    with _eval_mode(model):
+    with eval_mode(model):
         found = _run_beams(model, image, max_len, beam_width, length_penalty, bos_id, eos_id)[0]
     # sorted is stable: equal scores keep the order they were found in, as beam_search does
     ranked = sorted(found, key=lambda hypothesis: hypothesis.score, reverse=True)

@@ -59,8 +59,7 @@ import statistics
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,7 @@ from mmcourse.data.captions import CANVAS, CANVAS_MEAN, CANVAS_STD
 from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import CaptionerState
 from mmcourse.models.text import check_ids
+from mmcourse.modes import eval_mode
 from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, UNK, Vocabulary, tokenize
 
 __all__ = [
@@ -150,20 +150,6 @@ def _map_tensors(tree: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
     )
 
 
-@contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Run a block with ``module`` in eval mode (dropout off, batch norm's running stats),
-    then put every submodule back in the mode it was in (a wrapper may be in training mode
-    around a model in eval mode: ``module.train(True)`` would switch the model too)."""
-    modes = [(layer, layer.training) for layer in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for layer, training in modes:
-            layer.training = training
-
-
 def _runnable(program: object, name: str) -> Callable[..., Any]:
     """An ``ExportedProgram`` -> its callable ``.module()``; a callable stays as it is."""
     if isinstance(program, ExportedProgram):
@@ -218,7 +204,7 @@ def export_module(
             args = _map_tensors(args, lambda t: torch.cat([t, t]))
         batch = Dim("batch", min=1)
         dynamic_shapes = _map_tensors(args, lambda t: {0: batch})
-    with _eval_mode(module), warnings.catch_warnings():
+    with eval_mode(module), warnings.catch_warnings():
         # nn.GRU/nn.LSTM re-assign their weight list while being traced; torch warns about
         # it, and the exported program is correct all the same
         warnings.filterwarnings("ignore", message=r".*were assigned during export.*")
@@ -399,7 +385,7 @@ def _state_layout(model: nn.Module, images: torch.Tensor) -> tuple[type, tuple[s
                 f"model must offer init_state(images) and step(tokens, state), like Captioner; "
                 f"got {type(model).__name__}"
             )
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         state = model.init_state(images)
     if not dataclasses.is_dataclass(state) or isinstance(state, type):
         raise ValueError(
@@ -447,7 +433,7 @@ def _check_fixed_shapes(model: nn.Module, images: torch.Tensor, fields: Sequence
     """Refuse, before exporting, a captioner whose state changes shape from step to step (the
     Transformer's prefix of words so far): an exported step is traced for one shape, and the
     second step would fail deep inside torch with a guard error."""
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         state = model.init_state(images)
         tokens = torch.full((images.shape[0],), BOS_ID, dtype=torch.long)
         _, after = model.step(tokens, state)

@@ -46,6 +46,7 @@ from mmcourse._validate import (
     warn_at_caller,
 )
 from mmcourse.models.introspect import find_unregistered_modules
+from mmcourse.modes import eval_mode, frozen_parts, train_mode
 
 Batch = tuple[Tensor, ...]
 Forward = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
@@ -446,6 +447,7 @@ class _Run:
         self.check()
         self.forward_fn = self.forward if self.forward is not None else _default_forward
         self.device = _resolve_device(self.model, self.device)
+        self.frozen = frozen_parts(self.model)  # e.g. a pretrained encoder (modes.freeze)
         if self.seed is not None:
             torch.manual_seed(self.seed)
             self.generator = torch.Generator().manual_seed(self.seed)
@@ -488,7 +490,7 @@ class _Run:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the shuffled training data: ``{"epoch": ..., "train_loss": ...}``."""
-        self.model.train()
+        train_mode(self.model, self.frozen)  # frozen parts stay in eval mode
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
         parts = batches(
@@ -640,7 +642,10 @@ def fit(
         device: where to train; default: where the model's parameters are. Batches are moved
             there one at a time, so the data may stay on the CPU.
         seed: seeds the shuffling and torch's global generator (dropout), so a run repeats
-            exactly; ``None`` uses the global generator as it is.
+            exactly; ``None`` uses the global generator as it is. Note the side effect:
+            ``torch.manual_seed(seed)`` runs at the start, so whatever draws random numbers
+            after ``fit`` (a notebook's next cell) starts from a state ``fit`` left, not from
+            the one it would have had without this call.
         progress: show one ``tqdm.auto`` bar over the epochs (unless ``TQDM_DISABLE=1`` is set,
             as it is for the stored copies of the notebooks).
         verbose: print one line per epoch,
@@ -655,6 +660,10 @@ def fit(
         The :class:`History`; ``train_loss`` is the mean loss over the training samples seen
         in the epoch (each batch weighted by its size). The model is left in eval mode, with
         the best epoch's weights if early stopping restored them.
+
+    Each epoch puts the model in training mode except its frozen parts: submodules in eval
+    mode whose parameters are all fixed when ``fit`` starts (:func:`mmcourse.modes.freeze`),
+    so a pretrained encoder's batch norm keeps its statistics.
     """
     run = _Run(
         model=model,
@@ -728,12 +737,10 @@ def evaluate(
         raise ValueError("evaluate needs loss_fn or metrics (or both); got neither")
     forward_fn = forward if forward is not None else _default_forward
     device = _resolve_device(model, device)
-    was_training = model.training
-    model.eval()
     sums = dict.fromkeys(["loss"] if loss_fn is not None else [], 0.0)
     sums.update(dict.fromkeys(metrics, 0.0))
     seen = 0
-    try:
+    with eval_mode(model):
         for batch in batches(*data, batch_size=batch_size):
             batch = _to_device(batch, device)
             outputs, targets = _run_forward(forward_fn, model, batch)
@@ -743,8 +750,6 @@ def evaluate(
             for name, metric in metrics.items():
                 sums[name] += float(metric(outputs, targets)) * rows
             seen += rows
-    finally:
-        model.train(was_training)
     return {name: total / seen for name, total in sums.items()}
 
 
@@ -769,10 +774,8 @@ def predict(
     _check_tensors(inputs, "inputs")
     check_int(batch_size, "batch_size")
     device = _resolve_device(model, device)
-    was_training = model.training
-    model.eval()
     outputs = []
-    try:
+    with eval_mode(model):
         for batch in batches(*inputs, batch_size=batch_size):
             out = model(*_to_device(batch, device))
             if not isinstance(out, Tensor):
@@ -780,8 +783,6 @@ def predict(
                     f"predict expects the model to return a tensor, got {type(out).__name__}"
                 )
             outputs.append(out.cpu())
-    finally:
-        model.train(was_training)
     if not outputs:
         raise ValueError("predict got inputs with 0 rows")
     return torch.cat(outputs)
