@@ -27,6 +27,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if MODE == "tolerant" and (config.option.nbval or config.option.nbval_lax):
         from nbval.plugin import IPyNbCell
 
+        problems = notebook_modes.nbval_surface_problems()
+        if problems:
+            raise pytest.UsageError(
+                "tolerant notebook comparison needs nbval's private comparison as of nbval "
+                "0.11 (constraints.txt pins it): " + "; ".join(problems)
+            )
         IPyNbCell.compare_outputs = _tolerant_compare(IPyNbCell.compare_outputs)
 
 

@@ -134,3 +134,31 @@ def current_mode(root: Path) -> tuple[str, str]:
         portable.bit_identical_platform(),
         version_differences(root / "constraints.txt"),
     )
+
+
+# Tolerant mode wraps nbval's comparison, a private method: nbval has no public hook for it.
+# These are the private names and signatures it relies on, checked before it is installed
+# (and by tests/test_notebook_modes.py), so that an nbval release that changes them stops the
+# run with this message instead of comparing wrongly.
+NBVAL_SURFACE = {
+    "IPyNbCell.compare_outputs": "(self, test, ref, skip_compare=None)",
+    "IPyNbCell.sanitize": "(self, s)",
+    "transform_streams_for_comparison": "(outputs)",
+}
+
+
+def nbval_surface_problems() -> list[str]:
+    """How nbval's private names differ from :data:`NBVAL_SURFACE` (empty when they agree)."""
+    import inspect
+
+    from nbval import plugin
+
+    problems = []
+    for dotted, wanted in NBVAL_SURFACE.items():
+        target = plugin
+        for part in dotted.split("."):
+            target = getattr(target, part, None)
+        found = str(inspect.signature(target)) if callable(target) else "missing"
+        if found != wanted:
+            problems.append(f"nbval.plugin.{dotted}{wanted} is now {found}")
+    return problems

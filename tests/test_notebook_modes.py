@@ -134,3 +134,18 @@ def test_numbers_close_checks_its_tolerances() -> None:
         notebook_modes.numbers_close("1", "1", rtol=-0.1)
     with pytest.raises(ValueError, match="atol must be a non-negative number"):
         notebook_modes.numbers_close("1", "1", atol=float("nan"))
+
+
+def test_nbval_private_surface_is_the_one_tolerant_mode_wraps() -> None:
+    """Tolerant mode replaces nbval's private IPyNbCell.compare_outputs (conftest.py); an
+    nbval upgrade that renames or re-signs what it relies on must fail here, loudly."""
+    assert notebook_modes.nbval_surface_problems() == []
+
+
+def test_a_changed_nbval_surface_is_named(monkeypatch) -> None:
+    from nbval import plugin
+
+    monkeypatch.setattr(plugin.IPyNbCell, "sanitize", lambda self, text, extra: text)
+    assert notebook_modes.nbval_surface_problems() == [
+        "nbval.plugin.IPyNbCell.sanitize(self, s) is now (self, text, extra)"
+    ]
