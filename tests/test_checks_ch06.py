@@ -95,3 +95,18 @@ def test_registered() -> None:
     assert not wrong_size and "failed" in str(wrong_size)
     assert "no parameters" in str(ch06.check_registered(nn.ReLU()))
     assert str(ch06.check_registered(None)).startswith("Not yet")
+
+
+def test_the_checks_leave_the_learners_gradients_alone() -> None:
+    """Both checks push a batch through the learner's model to see which parameters learn;
+    they must not leave gradients behind (a learner's next optimizer step would use them)."""
+    fusion, heads = ConcatProduct(6, 4, 5), ListHeads(8, 4, 3, registered=True)
+    assert ch06.check_concat_product_fusion(fusion)
+    assert ch06.check_registered(heads, image_dim=8, text_dim=4)
+    for model in (fusion, heads):
+        assert all(p.grad is None for p in model.parameters())
+    frozen = ConcatProduct(6, 4, 5)
+    frozen.text_proj.requires_grad_(False)  # a frozen layer is reported, not skipped
+    assert "no gradient: ['text_proj.weight', 'text_proj.bias']" in str(
+        ch06.check_concat_product_fusion(frozen)
+    )

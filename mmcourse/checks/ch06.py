@@ -17,6 +17,20 @@ from mmcourse.checks._core import CheckResult
 from mmcourse.models.introspect import find_unregistered_modules
 
 
+def _without_gradient(module: torch.nn.Module, out: torch.Tensor) -> list[str]:
+    """The parameters of ``module`` that get no gradient from ``out``, found with
+    ``torch.autograd.grad``, which leaves every ``.grad`` of the learner's model untouched."""
+    named = list(module.named_parameters())
+    live = [(name, p) for name, p in named if p.requires_grad]
+    grads = (
+        torch.autograd.grad(out.pow(2).sum(), [p for _, p in live], allow_unused=True)
+        if live and out.requires_grad
+        else [None] * len(live)
+    )
+    reached = {name for (name, _), grad in zip(live, grads) if grad is not None and grad.any()}
+    return [name for name, _ in named if name not in reached]
+
+
 def _blocks_depend_on(
     module: nn.Module, image: torch.Tensor, text: torch.Tensor, d: int
 ) -> tuple[bool, bool, bool, bool]:
@@ -78,8 +92,7 @@ def check_concat_product_fusion(module: nn.Module | None) -> CheckResult:
         return CheckResult(False, "the second block should be the projected text, and only that")
     if not torch.allclose(out[:, 2 * d :], out[:, :d] * out[:, d : 2 * d], atol=1e-5):
         return CheckResult(False, "the third block should be the product of the first two")
-    out.pow(2).sum().backward()
-    missing = [n for n, p in module.named_parameters() if p.grad is None or not p.grad.any()]
+    missing = _without_gradient(module, out)
     if missing:
         return CheckResult(False, f"these parameters get no gradient: {missing}")
     params = sum(p.numel() for p in module.parameters())
@@ -104,11 +117,9 @@ def check_registered(
     image = torch.randn(4, image_dim, generator=generator)
     text = torch.randn(4, text_dim, generator=generator)
     try:
-        out = model(image, text)
-        out.pow(2).sum().backward()
+        missing = _without_gradient(model, model(image, text))
     except Exception as error:
         return CheckResult(False, f"a forward and backward pass failed: {error}")
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     if missing:
         return CheckResult(False, f"these parameters get no gradient: {missing}")
     count = sum(p.numel() for p in model.parameters())
