@@ -235,7 +235,12 @@ def _check_corpus(candidates: object, references: object) -> None:
             _check_tokens(ref, f"references[{i}][{j}]")
 
 
-def _ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
+def ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
+    """How often each run of ``n`` consecutive tokens occurs in ``tokens``.
+
+    >>> ngrams("a seven and a seven".split(), 2)[("a", "seven")]
+    2
+    """
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
@@ -252,10 +257,10 @@ def _bleu_statistics(
         # the reference length closest to the candidate's; ties go to the shorter one
         ref_len += min((abs(len(r) - len(candidate)), len(r)) for r in refs)[1]
         for n in range(1, max_n + 1):
-            counts = _ngrams(candidate, n)
+            counts = ngrams(candidate, n)
             max_ref = Counter()  # each n-gram is credited at most as often as one reference has it
             for ref in refs:
-                max_ref |= _ngrams(ref, n)
+                max_ref |= ngrams(ref, n)
             matches[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
             totals[n - 1] += sum(counts.values())
     return matches, totals, cand_len, ref_len

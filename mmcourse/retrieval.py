@@ -201,7 +201,7 @@ def _check_dataset(data: object, name: str) -> MNISTCaptions:
     return data
 
 
-def _check_vocab(vocab: object) -> Vocabulary:
+def _check_vocabulary(vocab: object) -> Vocabulary:
     if not isinstance(vocab, Vocabulary):
         raise TypeError(
             f"vocab must be a Vocabulary (Vocabulary.build(captions)), got {type(vocab).__name__}"
@@ -275,7 +275,7 @@ def swap_digit_words(
     """
     check_indices(ids, "ids", ("B", "T"))
     check_indices(layout.digits, "layout.digits", (len(ids), len(SLOTS)))
-    _check_vocab(vocab)
+    _check_vocabulary(vocab)
     swapped = swap_one_digit(layout, generator, holdout)
     present = layout.digits >= 0
     slot = (swapped.digits != layout.digits).float().argmax(dim=1)  # the one changed slot
@@ -556,7 +556,7 @@ def train_dual_encoder(
     """
     start = time.perf_counter()
     _check_dataset(train_data, "train_data")
-    _check_vocab(vocab)
+    _check_vocabulary(vocab)
     check_int(epochs, "epochs")
     check_int(seed, "seed", minimum=0)
     check_choice(mode, "mode", MODES)
@@ -691,7 +691,7 @@ def embed_texts(
 Linear has no encode_image()
     """
     _check_encoder(model)
-    _check_vocab(vocab)
+    _check_vocabulary(vocab)
     check_int(batch_size, "batch_size")
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
@@ -798,7 +798,7 @@ def retrieval_report(
     """
     _check_encoder(model)
     _check_dataset(data, "data")
-    _check_vocab(vocab)
+    _check_vocabulary(vocab)
     n = len(data)
     captions = [caption for references in data.captions for caption in references]
     counts = torch.tensor([len(references) for references in data.captions])
@@ -1038,7 +1038,7 @@ def zero_shot_scores(
     No label takes part: the "classifier" is written in words.
     """
     _check_encoder(model)
-    _check_vocab(vocab)
+    _check_vocabulary(vocab)
     centres = _check_views(views)
     if class_weights is None:
         weights = zero_shot_weights(model, vocab, prompts)  # (10, E)

@@ -65,7 +65,7 @@ def vocabulary(folder: str | os.PathLike | None = None) -> Vocabulary:
     return Vocabulary(saved_vocabulary(folder))
 
 
-def _check_vocab(vocab: Vocabulary, folder: str | os.PathLike | None) -> None:
+def _check_saved_vocabulary(vocab: Vocabulary, folder: str | os.PathLike | None) -> None:
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
     if saved_vocabulary(folder) != vocab.itos:
@@ -89,7 +89,7 @@ def load_decoder(
     """The trained captioner ``kind`` (one of :data:`recipe.DECODERS`), its image encoder
     inside, reading canvases ``(N, 1, 64, 64)``; frozen, in eval mode."""
     check_choice(kind, "decoder", recipe.DECODERS)
-    _check_vocab(vocab, folder)
+    _check_saved_vocabulary(vocab, folder)
     decoder = recipe.make_decoder(kind, len(vocab), recipe.new_encoder().encoder)
     load_weights(decoder, _folder(folder) / f"{kind}.pt", RETRAIN)
     return decoder.requires_grad_(False).eval()
@@ -125,6 +125,6 @@ def load_dual_encoder(
     ``seed`` and ``negatives`` pick one of the hard-negative ablation's models
     (:data:`ABLATION`); the default is the course's recipe."""
     name = dual_encoder_file(seed, negatives)
-    _check_vocab(vocab, folder)
+    _check_saved_vocabulary(vocab, folder)
     model = load_weights(new_dual_encoder(len(vocab)), _folder(folder) / name, RETRAIN)
     return model.requires_grad_(False).eval()

@@ -10,12 +10,12 @@ Python loops, independently of :mod:`mmcourse.models.attention_captioner` and
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 
 import torch
 
 from mmcourse.checks._core import CheckResult, describe_miss
+from mmcourse.metrics import ngrams
 
 
 def _softmax(values: list[float]) -> list[float]:
@@ -74,10 +74,6 @@ def check_attention_weights(
     )
 
 
-def _ngrams(words: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-
-
 def check_clipped_precision(
     candidate: str, references: Sequence[str], n: int, precision: object
 ) -> CheckResult:
@@ -91,11 +87,11 @@ def check_clipped_precision(
     if not isinstance(precision, (int, float)) or isinstance(precision, bool):
         return CheckResult(False, f"precision should be a number, got {type(precision).__name__}")
     words = candidate.split()
-    grams = _ngrams(words, n)
+    grams = ngrams(words, n)
     total = sum(grams.values())
     if total == 0:
         return CheckResult(False, f"the candidate has no {n}-grams; pick a longer one")
-    refs = [_ngrams(r.split(), n) for r in references]
+    refs = [ngrams(r.split(), n) for r in references]
     clipped = sum(min(c, max(r[g] for r in refs)) for g, c in grams.items())
     want = clipped / total
     if abs(precision - want) <= 1e-6:

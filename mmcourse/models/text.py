@@ -41,7 +41,7 @@ def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
         )
 
 
-def _check_vocab(vocab_size: int, pad_id: int) -> None:
+def _check_vocab_size(vocab_size: int, pad_id: int) -> None:
     check_int(vocab_size, "vocab_size")
     check_int(pad_id, "pad_id", minimum=0, maximum=vocab_size - 1)
 
@@ -87,7 +87,7 @@ class BagOfWordsEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int = 64, pad_id: int = PAD_ID) -> None:
         super().__init__()
-        _check_vocab(vocab_size, pad_id)
+        _check_vocab_size(vocab_size, pad_id)
         check_int(dim, "dim")
         self.vocab_size, self.out_dim, self.pad_id = vocab_size, dim, pad_id
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
@@ -134,7 +134,7 @@ class RNNTextEncoder(nn.Module):
         rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
         if cell not in rnns:
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        _check_vocab(vocab_size, pad_id)
+        _check_vocab_size(vocab_size, pad_id)
         check_int(embed_dim, "embed_dim")
         check_int(hidden_dim, "hidden_dim")
         check_int(num_layers, "num_layers")
@@ -236,7 +236,7 @@ class TransformerTextEncoder(nn.Module):
         pad_id: int = PAD_ID,
     ) -> None:
         super().__init__()
-        _check_vocab(vocab_size, pad_id)
+        _check_vocab_size(vocab_size, pad_id)
         check_int(d_model, "d_model")
         check_int(nhead, "nhead")
         check_int(num_layers, "num_layers")
