@@ -4,6 +4,9 @@
     python3 course.py lab      set everything up, then open the course in JupyterLab
     python3 course.py test     set everything up, then run the whole test suite
                                (or only the files named: course.py test notebooks/04_*.ipynb)
+    python3 course.py test --quick
+                               the inner loop: lint, unit tests and doctests; no notebooks,
+                               no browser, no book (tests marked slow are left out)
     python3 course.py setup    only set everything up
     python3 course.py store [NOTEBOOK ...]
                                re-execute notebooks (all by default), store their outputs and
@@ -44,6 +47,7 @@ from mmcourse import portable  # noqa: E402 -- standard library only, found besi
 
 LINT_PATHS = ["mmcourse", "tests", "notebooks", "scripts", "benchmarks", "course.py", "conftest.py"]
 TEST_PATHS = ["tests", "notebooks"]
+QUICK_PATHS = ["tests"]  # `course.py test --quick`: the unit tests and doctests only
 TEST_COMMAND = [
     "-m", "pytest",
     "--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
@@ -140,13 +144,20 @@ def test(python: Path, extra: list[str]) -> None:
     """Lint, then unit tests and the notebooks (nbval) in one pytest run.
 
     Paths among ``extra`` (``course.py test notebooks/04_image_encoders.ipynb``) replace the
-    default ones; options go to pytest.
+    default ones; options go to pytest. ``--quick``: lint, then the unit tests and doctests
+    without the notebooks and without the tests marked slow (browser, book, a student
+    edition's run), the loop to run after each change.
     """
     env = course_environment(stored_outputs=True)
     run(python, "-m", "ruff", "check", *LINT_PATHS, env=env)
     run(python, "-m", "ruff", "format", "--check", *LINT_PATHS, env=env)
+    quick = "--quick" in extra
+    extra = [arg for arg in extra if arg != "--quick"]
     chosen = [arg for arg in extra if (ROOT / arg.split("::")[0]).exists()]
     options = [arg for arg in extra if arg not in chosen]
+    if quick:  # no --nbval: notebooks are not collected; slow tests are deselected
+        run(python, "-m", "pytest", *(chosen or QUICK_PATHS), "-m", "not slow", *options, env=env)
+        return
     run(python, *TEST_COMMAND, *(chosen or TEST_PATHS), *options, env=env)
 
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import build_book  # scripts/ is on pytest's pythonpath
 import nbformat
+import pytest
 import yaml
 
 from mmcourse.chapters import CHAPTERS
@@ -92,6 +93,7 @@ def page_links(path: Path) -> Links:
     return parser
 
 
+@pytest.mark.slow  # builds the book
 def test_every_chapter_and_page_is_built(built_book: Path) -> None:
     for name in toc_files():
         assert (built_book / f"{name}.html").is_file(), name
@@ -101,6 +103,7 @@ def test_every_chapter_and_page_is_built(built_book: Path) -> None:
     assert "beam" in index and "zero-shot" in index.lower(), "the search index lacks chapter text"
 
 
+@pytest.mark.slow  # builds the book
 def test_no_page_loads_anything_from_the_internet(built_book: Path) -> None:
     """Every script, style, image and frame of every page is a file of the book itself."""
     pages = sorted(built_book.glob("*.html"))
@@ -115,6 +118,7 @@ def test_no_page_loads_anything_from_the_internet(built_book: Path) -> None:
             assert target.is_file(), f"{page.name} loads {url}, which the book lacks"
 
 
+@pytest.mark.slow  # builds the book
 def test_maths_is_rendered_by_a_local_mathjax(built_book: Path) -> None:
     page = built_book / "02_joint_representation.html"
     loads = page_links(page).loads
@@ -127,12 +131,14 @@ def test_maths_is_rendered_by_a_local_mathjax(built_book: Path) -> None:
     assert any(fonts.glob("*.woff")), "MathJax's fonts are missing"
 
 
+@pytest.mark.slow  # builds the book
 def test_figures_are_files_of_the_book(built_book: Path) -> None:
     page = built_book / "04_image_encoders.html"
     images = [url for url in page_links(page).loads if url.startswith("_images/")]
     assert images and all((built_book / url).is_file() for url in images)
 
 
+@pytest.mark.slow  # builds the book
 def test_worked_solutions_are_behind_a_toggle(built_book: Path) -> None:
     for chapter in CHAPTERS[1:]:
         notebook = nbformat.read(ROOT / "notebooks" / chapter.file, as_version=4)
@@ -142,12 +148,14 @@ def test_worked_solutions_are_behind_a_toggle(built_book: Path) -> None:
         assert len(folded) == solutions > 0, chapter.file
 
 
+@pytest.mark.slow  # builds the book
 def test_the_references_are_listed(built_book: Path) -> None:
     page = (built_book / "references.html").read_text()
     for title in ("Show and Tell", "Show, Attend and Tell", "Natural Language Supervision"):
         assert title in page, title
 
 
+@pytest.mark.slow  # builds the book
 def test_the_widget_scripts_are_local_files(built_book: Path) -> None:
     for url in CONFIG["sphinx"]["config"]["nb_ipywidgets_js"]:
         path = (built_book / "_static" / url).resolve()

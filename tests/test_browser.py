@@ -57,6 +57,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.slow,  # JupyterLab and Chromium, minutes: not in `course.py test --quick`
     pytest.mark.skipif(
         sync_playwright is None, reason="the playwright package is not installed (test extra)"
     ),

@@ -74,6 +74,7 @@ def test_shell_and_magic_lines_do_not_stop_the_check() -> None:
     assert {"sys", "z"} <= bound and "sys" in read
 
 
+@pytest.mark.slow  # runs a chapter
 def test_the_edition_of_chapter_02_runs_and_its_checks_say_not_yet(
     written: dict[str, Path],
 ) -> None:
