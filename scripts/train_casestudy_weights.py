@@ -8,8 +8,11 @@ the same recipe as the chapters', trained longer (``--epochs``), on the fast pro
   trained on plain MNIST (``recipe.digitnet_encoder``: transfer from a model that never saw
   a canvas); it is then pretrained to name each slot's digit, size, thickness and slant
   (chapter 06's task) on ``--encoder-canvases`` training canvases (more than the decoders
-  see: drawn from the same 10,000 MNIST training digits, each canvas new) -- the starting
-  point for every decoder;
+  see, each canvas new). With ``--encoder-pool full`` (the default) DigitNet and these
+  canvases draw from all 60,000 MNIST training digits (``MMCOURSE_DATA`` must point at
+  MNIST's raw files); validation and test canvases draw from MNIST's *test* set, so none of
+  their digits is seen. ``--encoder-pool fast`` keeps to the bundled 10,000. This encoder is
+  the starting point for every decoder;
 - ``show_and_tell.pt``, ``attention.pt``, ``transformer.pt``: the three caption decoders,
   each trained for the same number of epochs on the frozen encoder's regions, each keeping
   the epoch with the best *validation* exact match (the encoder is put back inside, so a
@@ -58,16 +61,17 @@ DIGITNET_EPOCHS = 3  # chapter 04's recipe
 ATTRIBUTES = ("digit", "size", "thickness", "slant")
 
 
-def pretrain_encoder(data: recipe.CaseStudyData, epochs: int, canvases: int) -> tuple:
+def pretrain_encoder(data: recipe.CaseStudyData, epochs: int, canvases: int, pool: str) -> tuple:
     """Chapter 04's DigitNet on plain MNIST, its blocks into the encoder, then slot pretraining
-    on ``canvases`` training canvases. Returns the encoder and its log entry."""
+    on ``canvases`` training canvases, both drawn from the ``pool`` profile's MNIST training
+    digits. Returns the encoder and its log entry."""
     start = time.perf_counter()
-    digits, labels = mnist.load_digits("train")
+    digits, labels = mnist.load_digits("train", profile=pool)
     digitnet, _ = train_digit_classifier(
         digits, labels, epochs=DIGITNET_EPOCHS, model=DigitNet(channels=(16, 32, 64))
     )
     digitnet_seconds = time.perf_counter() - start
-    train = make_mnist_captions("train", n=canvases, seed=0)
+    train = make_mnist_captions("train", n=canvases, seed=0, profile=pool)
     encoder, head, history = recipe.pretrain_encoder(
         train, epochs, start=recipe.digitnet_encoder(digitnet.cpu()), progress=True
     )
@@ -79,6 +83,7 @@ def pretrain_encoder(data: recipe.CaseStudyData, epochs: int, canvases: int) -> 
         "seconds": round(time.perf_counter() - start, 1),
         "digitnet_seconds": round(digitnet_seconds, 1),
         "canvases": canvases,
+        "pool_digits": len(digits),
         "train_loss": history["train_loss"],
         "val_slot_accuracy": dict(zip(ATTRIBUTES, (round(a, 4) for a in accuracy.tolist()))),
     }
@@ -109,6 +114,12 @@ def main() -> None:
     parser.add_argument(
         "--encoder-canvases", type=int, default=30_000, help="training canvases of the encoder"
     )
+    parser.add_argument(
+        "--encoder-pool",
+        choices=("fast", "full"),
+        default="full",
+        help="MNIST training digits of DigitNet and the encoder's canvases: all 60,000 or 10,000",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="where to write")
     parser.add_argument(
         "--only",
@@ -133,7 +144,9 @@ def main() -> None:
     (args.out / "vocab.json").write_text(json.dumps(data.vocab.itos) + "\n")
 
     if args.only in (None, "captioning"):
-        encoder, log["encoder"] = pretrain_encoder(data, args.epochs, args.encoder_canvases)
+        encoder, log["encoder"] = pretrain_encoder(
+            data, args.epochs, args.encoder_canvases, args.encoder_pool
+        )
         print("encoder", log["encoder"]["val_slot_accuracy"], flush=True)
         save_weights(encoder, args.out / "encoder.pt")
         regions = {s: recipe.store_regions(encoder, data.images(s)) for s in ("train", "val")}
