@@ -8,10 +8,11 @@ the same recipe as the chapters', trained longer (``--epochs``), on the fast pro
   trained on plain MNIST (``recipe.digitnet_encoder``: transfer from a model that never saw
   a canvas); it is then pretrained to name each slot's digit, size, thickness and slant
   (chapter 06's task) on ``--encoder-canvases`` training canvases (more than the decoders
-  see, each canvas new). With ``--encoder-pool full`` (the default) DigitNet and these
-  canvases draw from all 60,000 MNIST training digits (``MMCOURSE_DATA`` must point at
-  MNIST's raw files); validation and test canvases draw from MNIST's *test* set, so none of
-  their digits is seen. ``--encoder-pool fast`` keeps to the bundled 10,000. This encoder is
+  see, each canvas new), drawn from the bundled 10,000 MNIST training digits. With
+  ``--encoder-pool full``, DigitNet and these canvases draw from all 60,000 instead
+  (``MMCOURSE_DATA`` must point at MNIST's raw files; validation and test canvases draw from
+  MNIST's *test* set, so none of their digits is seen); the committed weights use the
+  bundled digits, so that anyone can train them again from the repository alone. This is
   the starting point for every decoder;
 - ``show_and_tell.pt``, ``attention.pt``, ``transformer.pt``: the three caption decoders,
   each trained for the same number of epochs on the frozen encoder's regions, each keeping
@@ -117,8 +118,9 @@ def main() -> None:
     parser.add_argument(
         "--encoder-pool",
         choices=("fast", "full"),
-        default="full",
-        help="MNIST training digits of DigitNet and the encoder's canvases: all 60,000 or 10,000",
+        default="fast",
+        help="MNIST training digits of DigitNet and the encoder's canvases: the bundled 10,000 "
+        "(fast) or all 60,000 (full)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="where to write")
     parser.add_argument(
