@@ -232,3 +232,21 @@ def test_move_to_band_keeps_the_place_within_the_band() -> None:
         )
     with pytest.raises(ValueError, match="new_word must be indices"):
         P.move_to_band(widths, torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 3]))
+
+
+def test_widest_over_typical_equals_a_plain_loop_with_numpys_median() -> None:
+    """The batched measure against the plain per-digit reference (scipy's distance transform
+    and maximum filter, numpy's median), bit for bit, on every bundled digit's shape."""
+    from mmcourse.data.shapes import widest_over_typical
+
+    digits = torch.cat([mnist.load_subset("train")[0], mnist.load_subset("test")[0]])
+    shapes = P._shape(digits)
+    shapes[:3] = False  # images without ink give 0
+    reference = torch.zeros(len(shapes))
+    for index, image in enumerate(shapes.numpy()):
+        if image.any():
+            distance = ndimage.distance_transform_edt(np.pad(image, 1))
+            ridge = (distance >= ndimage.maximum_filter(distance, size=3)) & (distance > 0)
+            reference[index] = float(distance.max() / np.median(distance[ridge]))
+    assert torch.equal(widest_over_typical(shapes), reference)
+    assert (reference > P.MAX_BLOB).sum() > 0  # some bundled digits are blobs
