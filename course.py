@@ -45,7 +45,10 @@ INSTALL_TARGET = ".[lab,book,test]"  # the package, editable, with every extra
 sys.path.insert(0, str(ROOT))
 from mmcourse import portable  # noqa: E402 -- standard library only, found beside this file
 
-LINT_PATHS = ["mmcourse", "tests", "notebooks", "scripts", "benchmarks", "course.py", "conftest.py"]
+LINT_PATHS = [
+    "mmcourse", "tests", "notebooks", "scripts", "benchmarks", "experiments",
+    "course.py", "conftest.py",
+]  # fmt: skip
 TEST_PATHS = ["tests", "notebooks"]
 QUICK_PATHS = ["tests"]  # `course.py test --quick`: the unit tests and doctests only
 TEST_COMMAND = [

@@ -1,6 +1,6 @@
 """Chapter 06's comparison of fusion operators, as one reusable experiment.
 
-The chapter runs it once (seed 0) in the notebook; ``benchmarks/bench_fusion_seeds.py`` runs
+The chapter runs it once (seed 0) in the notebook; ``experiments/fusion_seeds.py`` runs
 the very same functions for several seeds and stores the accuracies in
 ``data/results/fusion_seeds.json`` (:data:`RESULTS`), which the chapter reads to tell real differences
 from seed noise. Keeping the recipe here, not in the notebook, is what makes the stored
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 RESULTS = REPO_DATA / "results" / "fusion_seeds.json"
-"""Where ``benchmarks/bench_fusion_seeds.py`` stores the study and the chapter reads it."""
+"""Where ``experiments/fusion_seeds.py`` stores the study and the chapter reads it."""
 
 TEXT_DIM = 32
 """Size of the bag-of-words question vector."""
@@ -262,7 +262,7 @@ def load_results(path: str | Path = RESULTS) -> tuple[dict, dict]:
     """``(settings, results)`` from a file :func:`save_results` wrote; seeds come back as ints."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no stored study at {path}; run benchmarks/bench_fusion_seeds.py")
+        raise FileNotFoundError(f"no stored study at {path}; run experiments/fusion_seeds.py")
     stored = json.loads(path.read_text())
     results = {
         name: {int(seed): scores for seed, scores in runs.items()}

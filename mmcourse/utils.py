@@ -1,7 +1,12 @@
-"""Small notebook conveniences: showing an expected error, timing a step, a progress bar."""
+"""Small notebook conveniences: showing an expected error, timing a step, a progress bar, a
+worked solution's output folded until the learner opens it."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import html
+import io
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -62,3 +67,48 @@ def progress(iterable: Iterable[Any] | None = None, **options: Any) -> tqdm:
     # was imported, and a test or a learner may change the environment later.
     options["disable"] = progress_hidden() or bool(options.get("disable", False))
     return tqdm(iterable, **options)
+
+
+FOLDED_SUMMARY = "Output of the worked solution (click to open)"
+
+
+@contextmanager
+def folded_output(summary: str = FOLDED_SUMMARY) -> Iterator[None]:
+    """Run a worked solution with everything it prints and every figure it draws folded away:
+    they are shown at the end in one HTML ``<details>`` element, closed, which JupyterLab,
+    Colab, VS Code and GitHub all draw as a line the learner clicks to open. So "Run All" puts
+    no answer on the screen under an exercise, while the solution still runs (and checks
+    itself: a failed check raises, and the cell fails).
+
+    The figures are drawn to PNG images inside the element (``plt.show()`` there does not show
+    them outside); the text is escaped.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
+
+    text = io.StringIO()
+    images: list[str] = []
+    before = set(plt.get_fignums())
+
+    def keep_figures() -> None:
+        for number in plt.get_fignums():
+            if number in before:
+                continue
+            buffer = io.BytesIO()
+            plt.figure(number).savefig(buffer, format="png", bbox_inches="tight")
+            plt.close(number)
+            images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+
+    show = plt.show
+    plt.show = lambda *args, **kwargs: keep_figures()
+    try:
+        with contextlib.redirect_stdout(text):
+            yield
+        keep_figures()
+    finally:
+        plt.show = show
+    parts = [f"<summary>{html.escape(summary)}</summary>"]
+    if text.getvalue():
+        parts.append(f"<pre>{html.escape(text.getvalue())}</pre>")
+    parts += [f'<img src="data:image/png;base64,{png}"/>' for png in images]
+    display(HTML(f"<details>{''.join(parts)}</details>"))

@@ -77,7 +77,18 @@ def execute(path: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, floa
     )
     start = time.perf_counter()
     client.execute()
-    return notebook, time.perf_counter() - start
+    return fold_solutions(notebook), time.perf_counter() - start
+
+
+def fold_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Worked solutions are stored without outputs: an answer must not sit under an exercise
+    in the file (GitHub and Colab show stored outputs). The solutions still run in the tests,
+    and a solution whose self-check fails raises there (``CheckResult.confirm``)."""
+    for cell in notebook.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+    return notebook
 
 
 @functools.cache

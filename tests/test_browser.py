@@ -42,6 +42,7 @@ ARGS = [
     "--no-first-run",
 ]
 RUN_ALL_SECONDS = 420  # the slowest chapter runs in about 3 minutes on 2 cores
+RUN_ALL_CHAPTER = "02_joint_representation.ipynb"  # run whole: about 10 s, three solutions
 
 # chapter -> the explorer cell's id and how to move one of its controls
 EXPLORERS = {
@@ -97,7 +98,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("lab")
     notebooks = work / "notebooks"
     notebooks.mkdir()
-    for name in EXPLORERS:
+    for name in [*EXPLORERS, RUN_ALL_CHAPTER]:
         shutil.copy(ROOT / "notebooks" / name, notebooks / name)
     lab_settings(work / "settings")
     port, token = free_port(), secrets.token_hex(16)
@@ -234,6 +235,55 @@ def test_a_chapter_runs_in_jupyterlab_and_its_explorer_responds(
         assert not tracebacks, tracebacks[0][-2000:]
     except Exception:
         page.screenshot(path=str(SCREENSHOTS / f"{name[:2]}_failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+def test_after_run_all_no_answer_is_on_the_screen(lab: tuple[str, Path], browser: object) -> None:
+    """What a learner does first -- Run All -- runs every worked solution too: what it prints
+    must stay folded (utils.folded_output) until the learner opens it, and then show."""
+    url, _ = lab
+    name = RUN_ALL_CHAPTER
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(url.format(workspace="run-all", name=name))
+        panel = page.locator(".jp-NotebookPanel:visible").first
+        panel.locator(".jp-Notebook").wait_for(timeout=120_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            state="attached", timeout=120_000
+        )
+        cells = panel.locator(".jp-Notebook .jp-Cell")
+        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        cells.nth(len(notebook.cells) - 1).wait_for(state="attached", timeout=60_000)
+        page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
+        page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
+        solutions = solution_indices(name)
+        page.wait_for_function(  # every worked solution has run (the last is near the end)
+            "([panel, count]) => panel.querySelectorAll('details').length >= count",
+            arg=[panel.element_handle(), len(solutions)],
+            timeout=RUN_ALL_SECONDS * 1000,
+        )
+        for index in solutions:
+            cell = cells.nth(index)
+            cell.scroll_into_view_if_needed()
+            cell.locator("details").wait_for(state="attached", timeout=30_000)
+            shown = cell.locator(".jp-Cell-outputWrapper").inner_text()
+            assert "Correct" not in shown and not any(c.isdigit() for c in shown), (
+                f"{name}: solution cell {index} shows {shown[:200]!r} after Run All"
+            )
+        page.screenshot(path=str(SCREENSHOTS / "run_all_solutions_folded.png"))
+        # opened deliberately (the code, then its output), the answer is there
+        first = cells.nth(solutions[0])
+        first.locator(".jp-InputPlaceholder").click()
+        output_placeholder = first.locator(".jp-OutputPlaceholder")
+        if output_placeholder.count():
+            output_placeholder.first.click()
+        first.locator("details summary").click()
+        assert "Correct" in first.locator("details").inner_text()
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / "run_all_failure.png"))
         raise
     finally:
         page.close()

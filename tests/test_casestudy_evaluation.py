@@ -75,7 +75,7 @@ def test_errors(data, tmp_path) -> None:
         evaluation.choose_beam_width(Fake(0), data, (0,))
     with pytest.raises(ValueError, match="held-out splits"):
         evaluation.evaluate_captioners({"m": Fake(0)}, data, (1,), splits=("val",))
-    with pytest.raises(FileNotFoundError, match="bench_decoders.py"):
+    with pytest.raises(FileNotFoundError, match="experiments/decoders.py"):
         evaluation.load_results(tmp_path / "none.json")
     (tmp_path / "other.json").write_text('{"a": 1}')
     with pytest.raises(ValueError, match="not a decoder comparison"):

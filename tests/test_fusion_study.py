@@ -84,5 +84,5 @@ def test_results_survive_a_round_trip_and_a_missing_file_says_how_to_make_it(tmp
     assert (
         loaded["concat"][0]["val"] == round(0.81234567, 6) and loaded["concat"][1]["test"] == 0.79
     )
-    with pytest.raises(FileNotFoundError, match="bench_fusion_seeds.py"):
+    with pytest.raises(FileNotFoundError, match="experiments/fusion_seeds.py"):
         fusion_study.load_results(tmp_path / "missing.json")

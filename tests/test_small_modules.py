@@ -17,6 +17,48 @@ from mmcourse.data import captions as C
 from mmcourse.data import mnist, stats
 
 
+def shown_by_folded_output(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The HTML that folded_output displays, collected instead of displayed."""
+    import IPython.display
+
+    shown: list[str] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    return shown
+
+
+def test_folded_output_keeps_prints_and_figures_in_one_closed_details(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmcourse.checks._core import CheckResult
+
+    shown = shown_by_folded_output(monkeypatch)
+    figures_before = plt.get_fignums()
+    with utils.folded_output():
+        print("alpha: <0.766>")
+        plt.plot([0, 1])
+        plt.show()
+        plt.figure()  # drawn but not shown: kept too, not left for the notebook to show
+        CheckResult(True, "fine").confirm()
+    assert capsys.readouterr().out == ""  # nothing reached the screen outside the element
+    (page,) = shown
+    assert page.startswith("<details><summary>Output of the worked solution (click to open)")
+    assert "<details open" not in page  # closed until clicked
+    assert "<pre>alpha: &lt;0.766&gt;\nCorrect: fine\n</pre>" in page  # escaped
+    assert page.count('<img src="data:image/png;base64,') == 2
+    assert plt.get_fignums() == figures_before  # the solution's figures were closed
+    assert plt.show is not None and "folded" not in repr(plt.show)
+
+
+def test_a_failing_self_check_fails_the_solution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmcourse.checks._core import CheckResult
+
+    shown = shown_by_folded_output(monkeypatch)
+    show = plt.show
+    with pytest.raises(AssertionError, match="Not yet: too small"), utils.folded_output():
+        CheckResult(False, "too small").confirm()
+    assert shown == [] and plt.show is show
+
+
 def test_expect_error_prints_the_first_line(capsys: pytest.CaptureFixture[str]) -> None:
     with utils.expect_error(ZeroDivisionError):
         1 / 0  # noqa: B018

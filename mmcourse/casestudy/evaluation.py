@@ -4,7 +4,7 @@ The case study's rule: every choice (here the beam width) is made on the *valida
 canvases; the test and compositional splits are captioned once, with the chosen setting.
 :func:`choose_beam_width` is that choice for one captioner; :func:`evaluate_captioners`
 runs it for several and scores each on the held-out splits, returning plain numbers that
-``benchmarks/bench_decoders.py`` stores in ``data/results/casestudy_decoders.json`` for
+``experiments/decoders.py`` stores in ``data/results/casestudy_decoders.json`` for
 chapter 10.
 """
 
@@ -31,7 +31,7 @@ __all__ = [
 BEAM_WIDTHS = (1, 2, 3, 5)
 """The beam widths tried on validation (1 is greedy decoding)."""
 RESULTS_FILE = Path(__file__).resolve().parents[2] / "data" / "results" / "casestudy_decoders.json"
-"""Where ``benchmarks/bench_decoders.py`` stores :func:`evaluate_captioners` of the committed
+"""Where ``experiments/decoders.py`` stores :func:`evaluate_captioners` of the committed
 decoders."""
 
 
@@ -82,11 +82,11 @@ def evaluate_captioners(
 
 
 def load_results(path: str | Path = RESULTS_FILE) -> tuple[dict[str, object], dict[str, dict]]:
-    """``(settings, results per decoder)`` as ``benchmarks/bench_decoders.py`` stored them."""
+    """``(settings, results per decoder)`` as ``experiments/decoders.py`` stored them."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"no stored decoder comparison at {path}: run python benchmarks/bench_decoders.py"
+            f"no stored decoder comparison at {path}: run python experiments/decoders.py"
         )
     record = json.loads(path.read_text())
     if set(record) != {"settings", "decoders"}:

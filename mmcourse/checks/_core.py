@@ -39,6 +39,14 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
+    def confirm(self) -> None:
+        """Print the result and raise ``AssertionError`` unless it passed: how a worked
+        solution checks itself, so that a solution that stops passing fails its cell (and the
+        notebook's test) instead of printing "Not yet" unnoticed."""
+        print(self)
+        if not self.passed:
+            raise AssertionError(str(self))
+
 
 def describe_miss(got: float, want: float) -> str:
     """How ``got`` misses ``want``, as a predicate ("is ...", "has ...") that never reveals

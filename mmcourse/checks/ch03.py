@@ -237,12 +237,12 @@ def check_shortcuts(data: MNISTCaptions, fn: object) -> CheckResult:
         if missing and not extra:
             return CheckResult(
                 False,
-                f"{where} you missed {len(missing)} shortcut(s): look at every digit and every "
+                f"{where} you missed at least one shortcut: look at every digit and every "
                 "attribute (size, thickness and slant)",
             )
         return CheckResult(
             False,
-            f"{where} {len(missing)} shortcut(s) are missing and {len(extra)} of your triples "
+            f"{where} at least one shortcut is missing and {len(extra)} of your triples "
             "are not shortcuts: for each digit, collect the values its copies take, and keep "
             "an attribute only when there is exactly one",
         )

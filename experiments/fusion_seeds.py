@@ -1,8 +1,8 @@
 """Chapter 06's fusion comparison over several seeds, stored for the chapter to read.
 
-    python benchmarks/bench_fusion_seeds.py            # fast profile, seeds 0 1 2 (about 5 min
+    python experiments/fusion_seeds.py            # fast profile, seeds 0 1 2 (about 5 min
                                                        # on two CPU cores)
-    python benchmarks/bench_fusion_seeds.py --seeds 0 1 2 3 4
+    python experiments/fusion_seeds.py --seeds 0 1 2 3 4
 
 Runs :mod:`mmcourse.fusion_study` exactly as the chapter does (the same backbone, pretrained
 once with seed 0; every fusion head trained with each seed: its initial weights and its batch

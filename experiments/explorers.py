@@ -1,7 +1,7 @@
 """How fast does each explorer answer a moved control? (The target: within half a second on 2
 CPU cores.)
 
-    python benchmarks/bench_explorers.py          # about a minute; writes data/results/explorers_bench.json
+    python experiments/explorers.py          # about a minute; writes data/results/explorers_bench.json
 
 Each explorer is built as its chapter builds it (fast profile; committed weights for chapters
 10 and 11; for chapter 06 a VQA model of each kind, untrained, since the time does not depend

@@ -6,7 +6,7 @@ validation canvases, keeps the best, and captions the test and compositional spl
 with it (:func:`mmcourse.casestudy.evaluation.evaluate_captioners`). Chapter 10 reads the
 result and first checks that its own greedy run reproduces a stored number.
 
-    python benchmarks/bench_decoders.py          # about 5 minutes on 2 CPU cores
+    python experiments/decoders.py          # about 5 minutes on 2 CPU cores
 
 Writes ``data/results/casestudy_decoders.json``.
 """
