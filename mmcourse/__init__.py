@@ -12,7 +12,8 @@ is in CONTRIBUTING.md):
 3. :mod:`mmcourse.models` -- image and text encoders, fusions (``fusion``, ``film``,
    ``cross_attention``), VQA models, dual encoder, captioners (Show and Tell, Show, Attend
    and Tell, a Transformer decoder); ``introspect`` looks inside any model
-4. :mod:`mmcourse.train` (one training loop, early stopping, checkpoints),
+4. :mod:`mmcourse.train` (one training step and loop), :mod:`mmcourse.callbacks` (printing,
+   early stopping, checkpoints, learning rates), :mod:`mmcourse.checkpoints`,
    :mod:`mmcourse.decode` (greedy decoding, beam search)
 5. chapter material and pictures: :mod:`mmcourse.digits`, :mod:`mmcourse.joint`,
    :mod:`mmcourse.article`, :mod:`mmcourse.concepts`, :mod:`mmcourse.chapters`,

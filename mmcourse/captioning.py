@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 
 from mmcourse._validate import check_int, check_tensor
+from mmcourse.callbacks import History, PrintEpochs
 from mmcourse.data.captions import MNISTCaptions
 from mmcourse.losses import sequence_loss
 from mmcourse.models.captioner import Captioner, teacher_forcing_pairs
-from mmcourse.train import History, fit
+from mmcourse.train import Loop, fit
 from mmcourse.vocab import PAD_ID, Vocabulary
 
 __all__ = ["caption_forward", "encode_captions", "one_of_four", "train_captioner"]
@@ -69,15 +70,13 @@ def train_captioner(
     torch.manual_seed(seed)
     captioner = Captioner(vocab_size, embed_dim=64, hidden_dim=128, image_channels=image_channels)
     history = fit(
-        captioner,
+        captioner if device is None else captioner.to(device),
         train_data,
         loss_fn=sequence_loss,
         optimizer=torch.optim.Adam(captioner.parameters(), lr=3e-3),
         epochs=epochs,
-        forward=caption_forward,
         val_data=val_data,
-        device=device,
-        progress=progress,
-        verbose=False,
+        callbacks=[PrintEpochs(lines=False, bar=progress)],
+        loop=Loop(forward=caption_forward),
     )
     return captioner.cpu().eval(), history

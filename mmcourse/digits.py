@@ -40,10 +40,11 @@ from mmcourse._validate import (
     check_positive,
     check_tensor,
 )
+from mmcourse.callbacks import History, OneCycle
 from mmcourse.data.mnist import to_float
 from mmcourse.metrics import accuracy
 from mmcourse.models.image import DigitNet, check_images
-from mmcourse.train import History, evaluate, fit
+from mmcourse.train import Loop, evaluate, fit
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def train_digit_classifier(
 
     Returns:
         ``(model, history)``: the trained model in eval mode, and a
-        :class:`mmcourse.train.History` with per-epoch ``epoch``, ``train_loss``, ``lr`` (the
+        :class:`mmcourse.callbacks.History` with per-epoch ``epoch``, ``train_loss``, ``lr`` (the
         learning rate after the epoch's last step) and, with test data, ``test_loss`` and
         ``test_accuracy``.
     """
@@ -276,9 +277,6 @@ def train_digit_classifier(
         device, memory_format=layout
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=pct_start
-    )
     forward = _recipe_forward(layout, max_shift, torch.Generator().manual_seed(seed))
     clock = _Stopwatch(device)
     report = _test_and_time(model, test_data, forward, clock, record_time, eval_name)
@@ -290,15 +288,8 @@ def train_digit_classifier(
         optimizer=optimizer,
         epochs=epochs,
         batch_size=batch_size,
-        forward=forward,
-        scheduler=scheduler,
-        scheduler_step="step",
-        device=device,
-        seed=seed,
-        progress=False,
-        verbose=False,
-        max_batches_per_epoch=steps,  # whole batches only, as the schedule counts them
-        on_epoch_end=report,
+        callbacks=[OneCycle(max_lr=lr, pct_start=pct_start), report],
+        loop=Loop(seed=seed, max_batches_per_epoch=steps, forward=forward),  # whole batches
     )
     return model, history
 

@@ -49,7 +49,7 @@ from mmcourse.models.fusion import (
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.text import BagOfWordsEncoder
 from mmcourse.models.vqa import CanvasBackbone, CanvasLookup, SlotAttributeHead, VQAModel
-from mmcourse.train import fit, predict
+from mmcourse.train import Loop, fit, predict
 
 __all__ = [
     "DIM",
@@ -120,16 +120,13 @@ def pretrain_backbone(
     backbone = CanvasBackbone(CanvasEncoder(out_dim=64, channels=(16, 32, 64)), out_dim=64)
     pretraining = torch.nn.Sequential(backbone, SlotAttributeHead(backbone.out_dim))
     fit(
-        pretraining,
+        pretraining if device is None else pretraining.to(device),
         (train_data.float_images(), vqa.slot_targets(train_data)),
         loss_fn=slot_attribute_loss,
         optimizer=torch.optim.Adam(pretraining.parameters(), lr=3e-3),
         epochs=epochs,
         batch_size=64,
-        seed=seed,
-        device=device,
-        progress=False,
-        verbose=False,
+        loop=Loop(seed=seed),
     )
     pretraining.requires_grad_(False).eval()
     return backbone, pretraining[1]
@@ -181,17 +178,15 @@ def train_and_predict(
     check_int(epochs, "epochs")
     trainable = [p for p in model.parameters() if p.requires_grad]
     train_qa = data.qa["train"]
+    lookup = CanvasLookup(model, data.regions["train"])
     fit(
-        CanvasLookup(model, data.regions["train"]),
+        lookup if device is None else lookup.to(device),
         (train_qa.canvas, train_qa.questions, train_qa.answers),
         loss_fn=F.cross_entropy,
         optimizer=torch.optim.Adam(trainable, lr=lr),
         epochs=epochs,
         batch_size=batch_size,
-        seed=seed,
-        device=device,
-        progress=False,
-        verbose=False,
+        loop=Loop(seed=seed),
     )
     return {
         name: predict(

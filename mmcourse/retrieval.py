@@ -65,6 +65,7 @@ from mmcourse._validate import (
     check_sizes,
     check_tensor,
 )
+from mmcourse.callbacks import History, OneCycle, PrintEpochs
 from mmcourse.captioning import encode_captions
 from mmcourse.data import mnist
 from mmcourse.data.captions import (
@@ -95,7 +96,7 @@ from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.introspect import device_of
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import RNNTextEncoder
-from mmcourse.train import History, fit
+from mmcourse.train import Loop, fit
 from mmcourse.vocab import PAD_ID, Vocabulary
 
 __all__ = [
@@ -548,10 +549,10 @@ def train_dual_encoder(
             architecture (see :class:`~mmcourse.models.dual.DualEncoder`).
         negatives, negative_weight: hard negatives per caption, and the weight of their loss.
         device: where to train (default: the CPU); the model comes back on the CPU.
-        progress, verbose: :func:`mmcourse.train.fit`'s progress bar and per-epoch lines.
+        progress, verbose: a progress bar and per-epoch lines (:class:`mmcourse.callbacks.PrintEpochs`).
 
     Returns ``(model, history)``: the model on the CPU in eval mode, and the
-    :class:`~mmcourse.train.History` with ``train_loss``, ``lr``, ``temperature`` (the learned
+    :class:`~mmcourse.callbacks.History` with ``train_loss``, ``lr``, ``temperature`` (the learned
     temperature after each epoch) and ``seconds`` (wall time since the call began).
     """
     start = time.perf_counter()
@@ -583,10 +584,6 @@ def train_dual_encoder(
         description_ids(train_data),  # (N,)
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(train_data) / batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps, pct_start=0.15
-    )
     if negatives and negative_weight == 0:
         negatives = 0  # nothing to gain from encoding them
 
@@ -594,21 +591,16 @@ def train_dual_encoder(
         record["temperature"] = model.logit_scale.temperature
         record["seconds"] = time.perf_counter() - start
 
+    forward = _make_forward(vocab, negatives, torch.Generator().manual_seed(seed))
     history = fit(
-        model,
+        model if device is None else model.to(device),
         tensors,
         loss_fn=_contrastive_loss(mode, negative_weight),
         optimizer=optimizer,
         epochs=epochs,
         batch_size=batch_size,
-        forward=_make_forward(vocab, negatives, torch.Generator().manual_seed(seed)),
-        scheduler=scheduler,
-        scheduler_step="step",
-        device=device,
-        seed=seed,
-        progress=progress,
-        verbose=verbose,
-        on_epoch_end=on_epoch_end,
+        callbacks=[OneCycle(lr, pct_start=0.15), on_epoch_end, PrintEpochs(verbose, progress)],
+        loop=Loop(seed=seed, forward=forward),
     )
     return model.cpu().eval(), history
 

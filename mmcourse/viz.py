@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
-    from mmcourse.train import History
+    from mmcourse.callbacks import History
 
 __all__ = [
     "pca_project",
@@ -253,7 +253,7 @@ def plot_history(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Curves of ``keys`` per epoch, from a :class:`mmcourse.train.History` or a dict of lists.
+    """Curves of ``keys`` per epoch, from a :class:`mmcourse.callbacks.History` or a dict of lists.
 
     With the default keys, those missing (e.g. ``val_loss`` without validation data) are
     skipped; keys passed explicitly must exist. A History's ``best_epoch`` is marked with a

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmcourse.callbacks import History
 from mmcourse.data.mnist import load_mnist, load_subset
 from mmcourse.digits import (
     RECIPE,
@@ -13,7 +14,6 @@ from mmcourse.digits import (
     random_shift,
     train_digit_classifier,
 )
-from mmcourse.train import History
 from tests.conftest import full_mnist_root, needs_full_mnist
 
 # ----------------------------------------------------------------------------- random_shift

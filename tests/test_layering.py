@@ -16,7 +16,7 @@ LAYERS = {
     1: ["vocab", "data.*"],
     2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],
-    4: ["train", "decode"],
+    4: ["train", "callbacks", "checkpoints", "decode"],
     5: [
         "digits",
         "captioning",

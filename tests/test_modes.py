@@ -38,7 +38,6 @@ def train_head(model: nn.Module) -> None:
         optimizer=torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1),
         epochs=2,
         batch_size=8,
-        progress=False,
     )
 
 

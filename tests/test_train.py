@@ -1,4 +1,5 @@
-"""mmcourse.train: batches, fit, early stopping, evaluation, checkpoints.
+"""mmcourse.train, mmcourse.callbacks, mmcourse.checkpoints: batches, the step, fit, its
+callbacks (printing, early stopping, checkpoints, learning rates), evaluation, checkpoints.
 
 References are independent: gradients by hand (or by a separate autograd loop), accuracy by
 counting, early stopping against a scripted validation sequence.
@@ -14,20 +15,18 @@ import torch
 from torch import nn
 
 from mmcourse import train
-from mmcourse.train import (
+from mmcourse.callbacks import (
+    Checkpoint,
     EarlyStopping,
     History,
-    batches,
-    evaluate,
-    fit,
-    load_checkpoint,
-    predict,
-    save_checkpoint,
+    LRScheduler,
+    OneCycle,
+    PrintEpochs,
 )
+from mmcourse.checkpoints import load_checkpoint, save_checkpoint
+from mmcourse.train import Loop, batches, evaluate, fit, predict, train_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-QUIET = {"progress": False, "verbose": False}
 
 
 def blobs(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +109,6 @@ def test_one_full_batch_sgd_epoch_matches_the_gradient_by_hand() -> None:
         optimizer=torch.optim.SGD(model.parameters(), lr=lr),
         epochs=1,
         batch_size=16,
-        **QUIET,
     )
     # L = mean(r^2) with r = x w^T + b - y, so dL/dw = 2/N r^T x and dL/db = 2/N sum(r).
     r = x @ w0.T + b0 - y
@@ -133,8 +131,7 @@ def test_mini_batch_epoch_matches_a_separate_autograd_loop() -> None:
         optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
         epochs=1,
         batch_size=8,
-        seed=3,
-        **QUIET,
+        loop=Loop(seed=3),
     )
     # The same epoch by hand: the order from a generator seeded with 3, batches 8, 8, 6.
     order = torch.randperm(22, generator=torch.Generator().manual_seed(3))
@@ -165,7 +162,6 @@ def test_classifier_converges() -> None:
         batch_size=32,
         val_data=(x[240:], y[240:]),
         metrics={"accuracy": accuracy},
-        **QUIET,
     )
     assert history.keys() == ["epoch", "train_loss", "val_loss", "val_accuracy"]
     assert history["epoch"] == list(range(1, 9))
@@ -187,7 +183,6 @@ def test_regression_converges() -> None:
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=15,
         batch_size=20,
-        **QUIET,
     )
     assert history["train_loss"][-1] < 1e-4 < history["train_loss"][0]
     torch.testing.assert_close(
@@ -208,8 +203,7 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
             optimizer=torch.optim.Adam(model.parameters(), lr=0.01),
             epochs=2,
             batch_size=16,
-            seed=seed,
-            **QUIET,
+            loop=Loop(seed=seed),
         )
         return model
 
@@ -239,7 +233,6 @@ def test_custom_forward_for_two_inputs_and_default_forward_with_two_inputs() -> 
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
         epochs=2,
-        **QUIET,
     )
     # custom forward: the target sits first
     h2 = fit(
@@ -248,16 +241,15 @@ def test_custom_forward_for_two_inputs_and_default_forward_with_two_inputs() -> 
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
         epochs=2,
-        forward=lambda m, b: (m(b[1], b[2]), b[0]),
+        loop=Loop(forward=lambda m, b: (m(b[1], b[2]), b[0])),
         val_data=(y, x, q),
-        **QUIET,
     )
     assert len(h1) == len(h2) == 2 and "val_loss" in h2.keys()
 
 
-def test_device_argument_moves_model_and_batches() -> None:
+def test_fit_trains_where_the_model_is_and_evaluate_takes_a_device() -> None:
     x, y = blobs(40)
-    model = nn.Linear(2, 3)
+    model = nn.Linear(2, 3).to("cpu")
     history = fit(
         model,
         (x, y),
@@ -265,9 +257,7 @@ def test_device_argument_moves_model_and_batches() -> None:
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=1,
         val_data=(x, y),
-        device="cpu",
-        seed=None,
-        **QUIET,
+        loop=Loop(seed=None),
     )
     assert len(history) == 1 and model.weight.device.type == "cpu"
     assert set(evaluate(model, (x, y), loss_fn=nn.CrossEntropyLoss(), device="cpu")) == {"loss"}
@@ -290,10 +280,8 @@ def test_max_batches_per_epoch_limits_training_steps() -> None:
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=2,
         batch_size=10,
-        forward=forward,
         val_data=(x, y),
-        max_batches_per_epoch=3,
-        **QUIET,
+        loop=Loop(max_batches_per_epoch=3, forward=forward),
     )
     # per epoch: 3 training batches (train mode), then 1 validation batch of 100 (eval mode)
     assert calls == [True, True, True, False] * 2
@@ -309,8 +297,7 @@ def test_scheduler_is_stepped_per_epoch_and_lr_recorded() -> None:
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=opt,
         epochs=3,
-        scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
-        **QUIET,
+        callbacks=[LRScheduler(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))],
     )
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
     plateau_opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -321,8 +308,7 @@ def test_scheduler_is_stepped_per_epoch_and_lr_recorded() -> None:
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=plateau_opt,
         epochs=1,
-        scheduler=plateau,
-        **QUIET,
+        callbacks=[LRScheduler(plateau)],
     )
     assert plateau.best == history.last["train_loss"]  # stepped with the monitored number
 
@@ -339,33 +325,45 @@ def test_per_step_scheduler_is_stepped_after_every_optimizer_step() -> None:
         optimizer=opt,
         epochs=2,
         batch_size=16,
-        scheduler=halving,
-        scheduler_step="step",
-        **QUIET,
+        callbacks=[LRScheduler(halving, per="step")],
     )
     # by hand: the rate where the schedule stands at each epoch's end, 4 and 8 halvings
     assert history["lr"] == [0.5**4, 0.5**8]
     assert halving.last_epoch == 8
 
 
-def test_one_cycle_schedule_over_whole_batches_only() -> None:
-    x, y = blobs(60)  # 60 // 16 = 3 whole batches per epoch; the ragged 12 rows are left out
+@pytest.mark.parametrize(("max_batches", "steps_per_epoch"), [(None, 4), (60 // 16, 3)])
+def test_one_cycle_counts_the_steps_fit_takes(
+    max_batches: int | None, steps_per_epoch: int
+) -> None:
+    """60 rows in batches of 16: 16, 16, 16, 12 (4 steps), or 3 whole batches when the ragged
+    one is left out. OneCycleLR refuses a step past its total, so the count must be exact."""
+    x, y = blobs(60)
     model = nn.Linear(2, 3)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    one_cycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=2 * 3)
-    fit(
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    one_cycle = OneCycle(max_lr=0.1, pct_start=0.25)
+    history = fit(
         model,
         (x, y),
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=opt,
         epochs=2,
         batch_size=16,
-        scheduler=one_cycle,
-        scheduler_step="step",
-        max_batches_per_epoch=60 // 16,
-        **QUIET,
+        callbacks=[one_cycle],
+        loop=Loop(max_batches_per_epoch=max_batches),
     )
-    assert one_cycle.last_epoch == 6  # one more step would be refused by OneCycleLR
+    total = 2 * steps_per_epoch
+    assert one_cycle.scheduler.total_steps == total and one_cycle.scheduler.last_epoch == total
+    # the same schedule driven by hand, one step per batch: the rate at each epoch's end
+    by_hand = torch.optim.SGD(nn.Linear(2, 3).parameters(), lr=0.1, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(by_hand, 0.1, total_steps=total, pct_start=0.25)
+    rates = []
+    for _ in range(2):
+        for _ in range(steps_per_epoch):
+            by_hand.step()
+            schedule.step()
+        rates.append(by_hand.param_groups[0]["lr"])
+    assert history["lr"] == rates
 
 
 def test_on_epoch_end_sees_each_record_and_may_add_to_it(
@@ -386,8 +384,7 @@ def test_on_epoch_end_sees_each_record_and_may_add_to_it(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=3,
         val_data=(x, y),
-        on_epoch_end=double,
-        progress=False,
+        callbacks=[double, PrintEpochs(bar=False)],
     )
     assert [r["epoch"] for r in seen] == [1, 2, 3] and all("val_loss" in r for r in seen)
     assert history["double"] == [2 * value for value in history["train_loss"]]
@@ -405,7 +402,7 @@ def test_verbose_prints_one_line_per_epoch(capsys: pytest.CaptureFixture[str]) -
         epochs=10,
         val_data=(x, y),
         metrics={"accuracy": accuracy},
-        progress=False,
+        callbacks=[PrintEpochs(bar=False)],
     )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10
@@ -437,6 +434,7 @@ def test_progress_bar_goes_to_stderr_and_lines_to_stdout(
         loss_fn=nn.CrossEntropyLoss(),
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=2,
+        callbacks=[PrintEpochs()],
     )
     out, err = capsys.readouterr()
     assert out.splitlines()[0].startswith("epoch 1/2  train_loss ")
@@ -472,8 +470,7 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_best(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
         epochs=7,
         val_data=(x, y),
-        early_stopping=EarlyStopping(patience=2),
-        progress=False,
+        callbacks=[EarlyStopping(patience=2), PrintEpochs(bar=False)],
     )
     # best at epoch 2; epochs 3 and 4 bring no improvement: with patience 2 it stops after 4
     assert history["val_loss"] == [1.0, 0.8, 0.9, 0.85]
@@ -509,8 +506,7 @@ def test_early_stopping_max_mode_min_delta_and_restore_at_the_end(
         epochs=4,
         val_data=(x, y),
         metrics={"accuracy": accuracy},
-        early_stopping=EarlyStopping("val_accuracy", mode="max", patience=5, min_delta=0.01),
-        **QUIET,
+        callbacks=[EarlyStopping("val_accuracy", mode="max", patience=5, min_delta=0.01)],
     )
     assert len(history) == 4 and history.best_epoch == 2
     assert torch.equal(model.weight.detach(), fake.weights[1])  # type: ignore[attr-defined]
@@ -533,8 +529,7 @@ def test_early_stopping_patience_counts_epochs_without_improvement(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=8,
         val_data=(x, y),
-        early_stopping=stopper,
-        **QUIET,
+        callbacks=[stopper],
     )
     assert len(history) == 2 + patience
     assert stopper.wait == patience and history.best_epoch == 2
@@ -740,8 +735,7 @@ def test_fit_checkpoints_the_best_epoch(monkeypatch: pytest.MonkeyPatch, tmp_pat
         optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
         epochs=4,
         val_data=(x, y),
-        checkpoint_path=path,
-        **QUIET,
+        callbacks=[Checkpoint(path)],
     )
     fresh = nn.Linear(2, 3)
     extra = load_checkpoint(path, fresh)
@@ -755,7 +749,7 @@ def test_fit_checkpoints_the_best_epoch(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def _fit(model: nn.Module | None = None, **changes: object) -> History:
     x, y = blobs(30)
     model = model if model is not None else changes.pop("model", nn.Linear(2, 3))
-    kwargs: dict = {"loss_fn": nn.CrossEntropyLoss(), "epochs": 1, **QUIET, **changes}
+    kwargs: dict = {"loss_fn": nn.CrossEntropyLoss(), "epochs": 1, **changes}
     if "optimizer" not in kwargs:
         kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=0.1)
     train_data = kwargs.pop("train_data", (x, y))
@@ -789,11 +783,9 @@ class PlainList(nn.Module):
         ({"train_data": (torch.zeros(3, 2),)}, "must hold inputs and targets"),
         ({"val_data": (torch.zeros(3, 2), torch.zeros(2))}, r"val_data .* lengths \[3, 2\]"),
         ({"metrics": {"accuracy": accuracy}}, "computed on val_data, but val_data is None"),
-        ({"early_stopping": EarlyStopping()}, r"monitors 'val_loss', .* pass val_data"),
-        ({"max_batches_per_epoch": 0}, "max_batches_per_epoch must be a positive int, got 0"),
-        ({"seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"callbacks": [EarlyStopping()]}, r"monitors 'val_loss', .* pass val_data"),
+        ({"callbacks": [Checkpoint("x.pt")]}, r"monitors 'val_loss', .* pass val_data"),
         ({"loss_fn": nn.CrossEntropyLoss(reduction="none")}, r"scalar tensor .* got \(30,\)"),
-        ({"scheduler_step": "batch"}, r"scheduler_step must be one of \('epoch', 'step'\)"),
     ],
 )
 def test_fit_rejects(changes: dict, message: str) -> None:
@@ -807,13 +799,14 @@ def test_fit_rejects(changes: dict, message: str) -> None:
         ({"epochs": 2.0}, "epochs must be a positive int, got float 2.0"),
         ({"train_data": torch.zeros(3, 2)}, "train_data must be a tuple of tensors"),
         ({"train_data": (torch.zeros(3, 2), [1, 2, 3])}, r"train_data\[1\] must be a torch"),
-        ({"seed": "0"}, "seed must be an int >= 0, got str '0'"),
         ({"loss_fn": "mse"}, "loss_fn must be callable, got str 'mse'"),
         ({"loss_fn": lambda o, t: 1.0}, "the value of loss_fn must be a torch.Tensor"),
-        ({"forward": lambda m, b: m(b[0])}, r"must return a pair \(outputs, targets\)"),
+        ({"loop": Loop(forward=lambda m, b: m(b[0]))}, r"must return a pair \(outputs, targets\)"),
+        ({"loop": {"seed": 1}}, r"loop must be a Loop\(...\), got dict"),
         ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer, got str"),
-        ({"early_stopping": "val_loss"}, "early_stopping must be an EarlyStopping, got str"),
-        ({"on_epoch_end": 3}, "on_epoch_end must be callable, got int 3"),
+        ({"callbacks": ["val_loss"]}, r"callbacks\[0\] must be a Callback .* got 'val_loss'"),
+        ({"callbacks": [PrintEpochs(), 3]}, r"callbacks\[1\] must be a Callback .* got 3"),
+        ({"callbacks": EarlyStopping()}, r"callbacks must be a list, .* got EarlyStopping"),
         ({"model": "net", "optimizer": None}, "model must be a torch.nn.Module, got str 'net'"),
     ],
 )
@@ -822,12 +815,26 @@ def test_fit_rejects_wrong_types(changes: dict, message: str) -> None:
         _fit(**changes)
 
 
-def test_fit_rejects_a_plateau_scheduler_stepped_per_batch() -> None:
+def test_loop_and_schedules_reject_bad_settings() -> None:
+    with pytest.raises(ValueError, match="max_batches_per_epoch must be a positive int, got 0"):
+        Loop(max_batches_per_epoch=0)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        Loop(seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int >= 0, got str '0'"):
+        Loop(seed="0")
+    with pytest.raises(TypeError, match="forward must be callable, got int 3"):
+        Loop(forward=3)
     model = nn.Linear(2, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
     with pytest.raises(ValueError, match="ReduceLROnPlateau reacts to one number per epoch"):
-        _fit(model, optimizer=optimizer, scheduler=plateau, scheduler_step="step")
+        LRScheduler(plateau, per="step")
+    with pytest.raises(ValueError, match=r"per must be one of \('epoch', 'step'\), got 'batch'"):
+        LRScheduler(plateau, per="batch")
+    with pytest.raises(ValueError, match="pct_start must be between 0 and 1, got 1.5"):
+        OneCycle(0.1, pct_start=1.5)
+    with pytest.raises(TypeError, match="path must be a str or Path, got int"):
+        Checkpoint(3)
 
 
 def test_fit_rejects_a_model_without_trainable_parameters() -> None:
@@ -887,3 +894,66 @@ def lambda_module(fn) -> nn.Module:
             return fn(x)
 
     return Wrap()
+
+
+# ----------------------------------------------------------------------------- step and callbacks
+
+
+def test_train_step_is_one_gradient_step_by_hand() -> None:
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(8, 3, generator=g), torch.randn(8, 1, generator=g)
+    model = nn.Linear(3, 1)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    loss = train_step(model, (x, y), nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.2))
+    r = x @ w0.T + b0 - y  # L = mean(r^2): dL/dw = 2/N r^T x, dL/db = 2/N sum(r)
+    assert loss.item() == pytest.approx((r**2).mean().item(), rel=1e-6)
+    torch.testing.assert_close(model.weight.detach(), w0 - 0.2 * 2 / 8 * (r.T @ x))
+    torch.testing.assert_close(model.bias.detach(), b0 - 0.2 * 2 / 8 * r.sum(0))
+
+
+def test_fit_says_nothing_without_a_printing_callback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    x, y = blobs(30)
+    model = nn.Linear(2, 3)
+    fit(model, (x, y), loss_fn=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=2)  # fmt: skip
+    assert capsys.readouterr() == ("", "")
+
+
+def test_callbacks_run_in_order_and_early_stopping_may_watch_a_hook_s_number(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hook adds ``score`` before early stopping reads it; the run ends its epochs (no stop),
+    and the best epoch's weights come back, said at the end."""
+    scores = iter([0.2, 0.6, 0.4])
+    calls: list[str] = []
+
+    class Spy(PrintEpochs):
+        def on_fit_start(self, state):  # type: ignore[no-untyped-def]
+            calls.append("start")
+            super().on_fit_start(state)
+
+        def on_step_end(self, state):  # type: ignore[no-untyped-def]
+            calls.append("step")
+
+    def add_score(record: dict) -> None:
+        calls.append("hook")
+        record["score"] = next(scores)
+
+    x, y = blobs(30)
+    model = nn.Linear(2, 3)
+    weights = []
+    history = fit(
+        model, (x, y), loss_fn=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.5), epochs=3, batch_size=15,
+        callbacks=[add_score, lambda record: weights.append(model.weight.detach().clone()),
+                   EarlyStopping("score", mode="max", patience=5), Spy(bar=False)],
+    )  # fmt: skip
+    assert calls == ["start"] + ["step", "step", "hook"] * 3
+    assert history["score"] == [0.2, 0.6, 0.4] and history.best_epoch == 2
+    assert torch.equal(model.weight.detach(), weights[1])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].endswith("score 0.2000")
+    assert lines[-1] == "restored the weights of epoch 2 (score 0.6000)"

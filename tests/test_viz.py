@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
 from mmcourse import viz
-from mmcourse.train import History
+from mmcourse.callbacks import History
 
 # A layout or other warning would end up in a notebook's stored output: make it fail here.
 pytestmark = [pytest.mark.usefixtures("close_figures"), pytest.mark.filterwarnings("error")]

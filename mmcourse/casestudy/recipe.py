@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mmcourse._validate import check_choice, check_int, check_positive
+from mmcourse.callbacks import History, OneCycle, PrintEpochs
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
 from mmcourse.data import mnist, vqa
@@ -51,7 +52,7 @@ from mmcourse.models.introspect import device_of
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.transformer_captioner import TransformerCaptioner
 from mmcourse.models.vqa import CanvasBackbone, SlotAttributeHead
-from mmcourse.train import History, fit
+from mmcourse.train import Loop, fit
 from mmcourse.vocab import BOS, BOS_ID, EOS, Vocabulary, tokenize
 
 __all__ = [
@@ -194,22 +195,15 @@ def pretrain_encoder(
     encoder = new_encoder(seed) if start is None else start.requires_grad_(True).train()
     head = SlotAttributeHead(encoder.out_dim)
     model = nn.Sequential(encoder, head)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-len(train) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     history = fit(
-        model,
+        model if device is None else model.to(device),
         (train.float_images(), vqa.slot_targets(train)),
         loss_fn=slot_attribute_loss,
-        optimizer=optimizer,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs,
         batch_size=batch_size,
-        scheduler=scheduler,
-        scheduler_step="step",
-        seed=seed,
-        device=device,
-        progress=progress,
-        verbose=False,
+        callbacks=[OneCycle(max_lr=lr), PrintEpochs(lines=False, bar=progress)],
+        loop=Loop(seed=seed),
     )
     model.cpu().requires_grad_(False).eval()
     return encoder, head, history
@@ -233,9 +227,7 @@ def fit_slot_head(
         optimizer=torch.optim.Adam(head.parameters(), lr=1e-2),
         epochs=epochs,
         batch_size=256,
-        seed=seed,
-        progress=False,
-        verbose=False,
+        loop=Loop(seed=seed),
     )
     return head.requires_grad_(False).eval()
 
@@ -345,10 +337,6 @@ def train_decoder(
         raise ValueError(
             f"val inputs ({len(val_inputs)}) and val data ({len(val_data)}) must match"
         )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-len(inputs) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-
     best: dict[str, object] = {"exact": -1.0, "epoch": 0, "state": None}
 
     def score_on_validation(record: dict[str, float]) -> None:
@@ -361,20 +349,14 @@ def train_decoder(
         model.train()
 
     history = fit(
-        model,
+        model if device is None else model.to(device),
         (inputs, captions),
         loss_fn=sequence_loss,
-        optimizer=optimizer,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs,
         batch_size=batch_size,
-        forward=caption_forward,
-        scheduler=scheduler,
-        scheduler_step="step",
-        on_epoch_end=score_on_validation,
-        seed=seed,
-        device=device,
-        progress=progress,
-        verbose=False,
+        callbacks=[OneCycle(max_lr=lr), score_on_validation, PrintEpochs(False, progress)],
+        loop=Loop(seed=seed, forward=caption_forward),
     )
     model.cpu().load_state_dict(best["state"])
     history.best_epoch = best["epoch"]

@@ -50,7 +50,7 @@ def train_spaces(
         train.fit(
             space, (images, labels), loss_fn=F.cross_entropy,
             optimizer=torch.optim.Adam(space.parameters(), lr=1e-2), epochs=epochs,
-            batch_size=64, seed=seed, progress=False, verbose=False,
+            batch_size=64, loop=train.Loop(seed=seed),
         )  # fmt: skip
         spaces[float(temperature)] = space.eval()
     return spaces
