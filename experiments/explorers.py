@@ -29,12 +29,12 @@ import torch  # noqa: E402
 
 from mmcourse import fusion_study  # noqa: E402
 from mmcourse.casestudy import pretrained, recipe  # noqa: E402
-from mmcourse.data import mnist, vqa  # noqa: E402
+from mmcourse.data import mnist, questions  # noqa: E402
 from mmcourse.data.captions import digit_pool, make_mnist_captions  # noqa: E402
-from mmcourse.explorers.captions import CaptionExplorer  # noqa: E402
-from mmcourse.explorers.fusion import FusionExplorer  # noqa: E402
-from mmcourse.explorers.retrieval import RetrievalExplorer  # noqa: E402
-from mmcourse.explorers.shared_space import SharedSpaceExplorer, train_spaces  # noqa: E402
+from mmcourse.explorers.caption_explorer import CaptionExplorer  # noqa: E402
+from mmcourse.explorers.fusion_explorer import FusionExplorer  # noqa: E402
+from mmcourse.explorers.retrieval_explorer import RetrievalExplorer  # noqa: E402
+from mmcourse.explorers.shared_space_explorer import SharedSpaceExplorer, train_spaces  # noqa: E402
 from mmcourse.models.vqa import CanvasBackbone  # noqa: E402
 
 OUT = ROOT / "data" / "results" / "explorers_bench.json"
@@ -63,7 +63,7 @@ def main() -> None:
     )
 
     test_data = make_mnist_captions("test", n=500)
-    qa = vqa.make_vqa(test_data)
+    qa = questions.make_vqa(test_data)
     torch.manual_seed(0)
     backbone = CanvasBackbone().eval()
     models = {

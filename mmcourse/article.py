@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from mmcourse._validate import check_no_nan
-from mmcourse.data.vqa import ATTRIBUTE_CLASSES
+from mmcourse.data.questions import ATTRIBUTE_CLASSES
 from mmcourse.models.image import ArticleCNN
 
 __all__ = [
@@ -442,7 +442,7 @@ def caption_log_likelihood(
             attribute side by side (what :class:`mmcourse.models.vqa.SlotAttributeHead`
             returns).
         truth: long ``(M, slots, len(classes))``: what each caption says about each slot, as
-            class ids (``mmcourse.data.vqa.slot_targets`` encoding: 0 = empty slot).
+            class ids (``mmcourse.data.questions.slot_targets`` encoding: 0 = empty slot).
         classes: number of classes of each attribute.
 
     Higher is more similar; a matrix to rank captions for an image (rows) or images for a

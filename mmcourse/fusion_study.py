@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcourse._validate import check_int
-from mmcourse.data import vqa
+from mmcourse.data import questions
 from mmcourse.data.captions import ANSWERS, MNISTCaptions, make_mnist_captions
 from mmcourse.data.mnist import REPO_DATA
 from mmcourse.losses import slot_attribute_loss
@@ -121,7 +121,7 @@ def pretrain_backbone(
     pretraining = torch.nn.Sequential(backbone, SlotAttributeHead(backbone.out_dim))
     fit(
         pretraining if device is None else pretraining.to(device),
-        (train_data.float_images(), vqa.slot_targets(train_data)),
+        (train_data.float_images(), questions.slot_targets(train_data)),
         loss_fn=slot_attribute_loss,
         optimizer=torch.optim.Adam(pretraining.parameters(), lr=3e-3),
         epochs=epochs,
@@ -136,7 +136,7 @@ def pretrain_backbone(
 class VQAData:
     """Questions and stored backbone regions of the three splits the study uses."""
 
-    qa: dict[str, vqa.VQAExamples]
+    qa: dict[str, questions.VQAExamples]
     regions: dict[str, torch.Tensor]
 
     @classmethod
@@ -145,9 +145,9 @@ class VQAData:
         frozen ``backbone``'s regions of their canvases."""
         if "train" not in splits:
             raise ValueError(f"splits must include 'train', got {sorted(splits)}")
-        train_qa = vqa.make_vqa(splits["train"])
+        train_qa = questions.make_vqa(splits["train"])
         qa = {
-            name: train_qa if name == "train" else vqa.make_vqa(data, vocab=train_qa.vocab)
+            name: train_qa if name == "train" else questions.make_vqa(data, vocab=train_qa.vocab)
             for name, data in splits.items()
         }
         backbone.requires_grad_(False)

@@ -36,7 +36,7 @@ from mmcourse._validate import (
     check_probability,
     check_tensor,
 )
-from mmcourse.data.vqa import split_slot_logits
+from mmcourse.data.questions import split_slot_logits
 from mmcourse.vocab import PAD_ID
 
 DISTANCES = ("cosine", "euclidean")
@@ -301,7 +301,7 @@ def slot_attribute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     """Sum over the 4 attributes of the cross-entropy, averaged over slots and canvases.
 
     ``logits`` ``(B, slots, 22)`` from :class:`~mmcourse.models.vqa.SlotAttributeHead`,
-    ``targets`` ``(B, slots, 4)`` from :func:`mmcourse.data.vqa.slot_targets`: the loss that
+    ``targets`` ``(B, slots, 4)`` from :func:`mmcourse.data.questions.slot_targets`: the loss that
     teaches an image encoder to see what stands in each slot before any question is asked.
     """
     parts = split_slot_logits(logits, targets)

@@ -33,7 +33,8 @@ from mmcourse._validate import (
     check_no_nan,
     check_tensor,
 )
-from mmcourse.data.vqa import split_slot_logits
+from mmcourse.data.captions import QUESTION_TYPES
+from mmcourse.data.questions import VQAExamples, split_slot_logits
 
 AVERAGES = ("macro", "micro", "none")
 SMOOTHINGS = (None, "floor", "add1")
@@ -442,3 +443,42 @@ def median_rank(similarity: torch.Tensor, targets: torch.Tensor) -> float:
     ranks when ``Nq`` is even, as ``numpy.median``)."""
     ranks = retrieval_ranks(similarity, targets)
     return torch.quantile(ranks.double(), 0.5).item()
+
+
+def multilabel_exact_match(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of rows whose every label is right (predict 1 where ``logits > 0``).
+
+    ``logits`` and ``targets``: ``(N, C)``.
+    """
+    check_tensor(logits, "logits")
+    check_tensor(targets, "targets")
+    if logits.shape != targets.shape or logits.dim() != 2:
+        raise ValueError(
+            f"logits and targets must both be (N, C), got {tuple(logits.shape)} and "
+            f"{tuple(targets.shape)}"
+        )
+    check_no_nan(logits, "logits")  # NaN > 0 is False: it would silently predict 0
+    predicted = logits > 0
+    return (predicted == targets.bool()).all(dim=1).float().mean().item()
+
+
+def accuracy_by_type(predictions: torch.Tensor, examples: VQAExamples) -> dict[str, float]:
+    """Accuracy for each question type present in ``examples`` (in QUESTION_TYPES order).
+
+    ``predictions``: answer ids ``(Q,)`` or logits ``(Q, len(ANSWERS))``.
+    """
+    if not isinstance(predictions, torch.Tensor):
+        raise ValueError(f"predictions must be a tensor, got {type(predictions).__name__}")
+    if predictions.dim() == 2:
+        predictions = check_no_nan(predictions, "predictions").argmax(dim=1)
+    if predictions.shape != examples.answers.shape:
+        raise ValueError(
+            f"predictions must have one answer per example: expected {len(examples)}, "
+            f"got shape {tuple(predictions.shape)}"
+        )
+    correct = (predictions.cpu() == examples.answers).float()
+    return {
+        name: correct[examples.types == i].mean().item()
+        for i, name in enumerate(QUESTION_TYPES)
+        if (examples.types == i).any()
+    }

@@ -51,12 +51,12 @@ from mmcourse.casestudy.run import DEFAULT_WEIGHTS
 from mmcourse.casestudy.weights import save_weights
 from mmcourse.data import mnist
 from mmcourse.data.captions import make_mnist_captions
-from mmcourse.data.vqa import slot_targets
+from mmcourse.data.questions import slot_targets
 from mmcourse.digits import train_digit_classifier
 from mmcourse.metrics import slot_attribute_accuracy
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.models.image import DigitNet
-from mmcourse.retrieval import train_dual_encoder
+from mmcourse.retrieval.training import train_dual_encoder
 
 DIGITNET_EPOCHS = 3  # chapter 04's recipe
 ATTRIBUTES = ("digit", "size", "thickness", "slant")

@@ -386,7 +386,7 @@ def test_caption_log_likelihood_matches_a_loop() -> None:
 
 
 def test_caption_log_likelihood_default_classes_fit_slot_targets() -> None:
-    from mmcourse.data.vqa import ATTRIBUTE_CLASSES
+    from mmcourse.data.questions import ATTRIBUTE_CLASSES
 
     logits = torch.zeros(2, 3, sum(ATTRIBUTE_CLASSES))
     truth = torch.zeros(3, 3, 4, dtype=torch.long)

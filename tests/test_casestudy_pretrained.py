@@ -14,7 +14,7 @@ from mmcourse.caption_metrics import score_caption
 from mmcourse.casestudy import pretrained, recipe
 from mmcourse.casestudy.weights import WeightsError, read_sums
 from mmcourse.data.captions import make_mnist_captions
-from mmcourse.retrieval import new_dual_encoder
+from mmcourse.models.dual import new_dual_encoder
 from mmcourse.vocab import SPECIALS, Vocabulary
 
 FILES = (

@@ -7,7 +7,7 @@ import torch
 
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.casestudy import pretrained, recipe
-from mmcourse.data.vqa import slot_targets
+from mmcourse.data.questions import slot_targets
 from mmcourse.metrics import slot_attribute_accuracy
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.models.introspect import count_parameters

@@ -14,10 +14,9 @@ from mmcourse.data.captions import CANVAS_MEAN, CANVAS_STD
 from mmcourse.decode import beam_search, greedy_decode
 from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.captioner import Captioner, CaptionerState
-from mmcourse.models.dual import DualEncoder
+from mmcourse.models.dual import DualEncoder, new_dual_encoder
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.transformer_captioner import TransformerCaptioner
-from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_thread")

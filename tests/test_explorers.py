@@ -14,20 +14,20 @@ import torch
 from matplotlib.figure import Figure
 
 from mmcourse import fusion_study, joint
-from mmcourse.data import mnist, vqa
+from mmcourse.data import mnist, questions
 from mmcourse.data.captions import ANSWERS, MNISTCaptions, digit_pool, make_mnist_captions
 from mmcourse.decode import beam_search
-from mmcourse.deploy import prepare_canvases
+from mmcourse.deploy.serve import prepare_canvases
 from mmcourse.explorers._base import Explorer, figure_png
-from mmcourse.explorers.captions import CaptionExplorer
-from mmcourse.explorers.fusion import FusionExplorer
-from mmcourse.explorers.retrieval import RetrievalExplorer
-from mmcourse.explorers.shared_space import SharedSpaceExplorer, train_spaces
+from mmcourse.explorers.caption_explorer import CaptionExplorer
+from mmcourse.explorers.fusion_explorer import FusionExplorer
+from mmcourse.explorers.retrieval_explorer import RetrievalExplorer
+from mmcourse.explorers.shared_space_explorer import SharedSpaceExplorer, train_spaces
 from mmcourse.models.attention_captioner import AttentionCaptioner
 from mmcourse.models.dual import DualEncoder
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.vqa import CanvasBackbone
-from mmcourse.retrieval import zero_shot_scores
+from mmcourse.retrieval.zero_shot import zero_shot_scores
 from mmcourse.vocab import Vocabulary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -206,7 +206,7 @@ def test_caption_explorer_errors(captions) -> None:
 @pytest.fixture(scope="module")
 def fusion() -> tuple[FusionExplorer, MNISTCaptions]:
     data = make_mnist_captions("test", n=12)
-    qa = vqa.make_vqa(data)
+    qa = questions.make_vqa(data)
     torch.manual_seed(0)
     backbone = CanvasBackbone().eval()
     models = {

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse import losses as L
-from mmcourse.data.vqa import ATTRIBUTE_CLASSES
+from mmcourse.data.questions import ATTRIBUTE_CLASSES
 
 # ----------------------------------------------------------------------------------------------
 # cross-entropy

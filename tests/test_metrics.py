@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcourse import metrics as M
-from mmcourse.data.vqa import ATTRIBUTE_CLASSES
+from mmcourse.data.questions import ATTRIBUTE_CLASSES
 
 # ----------------------------------------------------------------------------------------------
 # classification

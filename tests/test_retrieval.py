@@ -585,7 +585,7 @@ def test_training_loss_of_each_mode(mode: str) -> None:
         contrastive = L.clip_loss(image, text, scale)
     else:
         contrastive = L.clip_loss_with_duplicates(image, text, scale, groups, mode=mode)
-    loss_fn = R._contrastive_loss(mode, negative_weight=0.5)
+    loss_fn = R.training._contrastive_loss(mode, negative_weight=0.5)
     hard = L.negative_caption_loss(image, text, wrong, scale)
     assert loss_fn((image, text, scale, wrong), groups).item() == pytest.approx(
         (contrastive + 0.5 * hard).item()

@@ -24,10 +24,10 @@ from mmcourse.data.text_tasks import (
     bag_of_words,
     choose_captions,
     digits_present_task,
-    multilabel_exact_match,
     order_blind_bound,
     slot_digit_task,
 )
+from mmcourse.metrics import multilabel_exact_match
 from mmcourse.vocab import Vocabulary
 
 

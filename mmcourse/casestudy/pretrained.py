@@ -24,9 +24,8 @@ from torch import nn
 from mmcourse._validate import check_choice
 from mmcourse.casestudy import recipe
 from mmcourse.casestudy.weights import WeightsError, load_weights
-from mmcourse.models.dual import DualEncoder
+from mmcourse.models.dual import DualEncoder, new_dual_encoder
 from mmcourse.models.vqa import CanvasBackbone
-from mmcourse.retrieval import new_dual_encoder
 from mmcourse.vocab import Vocabulary
 
 __all__ = [

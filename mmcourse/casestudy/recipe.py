@@ -35,7 +35,7 @@ from mmcourse._validate import check_choice, check_int, check_positive
 from mmcourse.callbacks import History, OneCycle, PrintEpochs
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
-from mmcourse.data import mnist, vqa
+from mmcourse.data import mnist, questions
 from mmcourse.data.captions import (
     CANVAS_MEAN,
     CANVAS_STD,
@@ -197,7 +197,7 @@ def pretrain_encoder(
     model = nn.Sequential(encoder, head)
     history = fit(
         model if device is None else model.to(device),
-        (train.float_images(), vqa.slot_targets(train)),
+        (train.float_images(), questions.slot_targets(train)),
         loss_fn=slot_attribute_loss,
         optimizer=torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs,
@@ -222,7 +222,7 @@ def fit_slot_head(
     head = SlotAttributeHead(encoder.out_dim)
     fit(
         head,
-        (vectors, vqa.slot_targets(train)),
+        (vectors, questions.slot_targets(train)),
         loss_fn=slot_attribute_loss,
         optimizer=torch.optim.Adam(head.parameters(), lr=1e-2),
         epochs=epochs,
@@ -240,8 +240,8 @@ def slot_head_captions(logits: torch.Tensor, data: MNISTCaptions) -> list[str]:
     in the first template. ``logits``: the head's ``(N, 3, 22)`` output for ``data``'s
     canvases (``data`` only checks their number). So the head's captions can be scored
     exactly as a decoder's are, count and places included."""
-    targets = vqa.slot_targets(data)
-    parts = vqa.split_slot_logits(logits, targets)
+    targets = questions.slot_targets(data)
+    parts = questions.split_slot_logits(logits, targets)
     occupied = parts[0].argmax(dim=-1) > 0
     least_empty = (parts[0][..., 1:].amax(dim=-1) - parts[0][..., 0]).argmax(dim=1)
     occupied[torch.arange(len(occupied)), least_empty] |= ~occupied.any(dim=1)

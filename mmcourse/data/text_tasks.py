@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse._validate import check_no_nan, check_tensor
 from mmcourse.data.captions import N_TEMPLATES, NUMBER_WORDS, SLOTS, MNISTCaptions
 from mmcourse.vocab import Vocabulary, tokenize
 
@@ -201,23 +200,6 @@ def order_blind_bound(data: MNISTCaptions, slot: str = "left") -> torch.Tensor:
     return torch.where(empty, torch.ones_like(best), best)
 
 
-def multilabel_exact_match(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of rows whose every label is right (predict 1 where ``logits > 0``).
-
-    ``logits`` and ``targets``: ``(N, C)``.
-    """
-    check_tensor(logits, "logits")
-    check_tensor(targets, "targets")
-    if logits.shape != targets.shape or logits.dim() != 2:
-        raise ValueError(
-            f"logits and targets must both be (N, C), got {tuple(logits.shape)} and "
-            f"{tuple(targets.shape)}"
-        )
-    check_no_nan(logits, "logits")  # NaN > 0 is False: it would silently predict 0
-    predicted = logits > 0
-    return (predicted == targets.bool()).all(dim=1).float().mean().item()
-
-
 __all__ = [
     "NONE_CLASS",
     "SLOT_ANSWERS",
@@ -225,7 +207,6 @@ __all__ = [
     "bag_of_words",
     "choose_captions",
     "digits_present_task",
-    "multilabel_exact_match",
     "order_blind_bound",
     "slot_digit_task",
 ]

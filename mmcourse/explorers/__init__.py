@@ -1,12 +1,12 @@
 """Interactive explorers: ipywidgets controls around a picture, one explorer per idea.
 
-- :class:`~mmcourse.explorers.shared_space.SharedSpaceExplorer` (chapter 01): drag the
+- :class:`~mmcourse.explorers.shared_space_explorer.SharedSpaceExplorer` (chapter 01): drag the
   temperature of a contrastive loss and watch the shared space it trained change;
-- :class:`~mmcourse.explorers.fusion.FusionExplorer` (chapter 06): pick a fusion, a canvas
+- :class:`~mmcourse.explorers.fusion_explorer.FusionExplorer` (chapter 06): pick a fusion, a canvas
   and a question; see the answer and, for cross-attention, where it looked;
-- :class:`~mmcourse.explorers.captions.CaptionExplorer` (chapter 10): change a digit's size,
+- :class:`~mmcourse.explorers.caption_explorer.CaptionExplorer` (chapter 10): change a digit's size,
   thickness or slant, see the caption, the beam's alternatives and each word's attention;
-- :class:`~mmcourse.explorers.retrieval.RetrievalExplorer` (chapter 11): type a query, see
+- :class:`~mmcourse.explorers.retrieval_explorer.RetrievalExplorer` (chapter 11): type a query, see
   the best canvases; pick a digit, see its zero-shot scores.
 
 Each explorer keeps its logic in plain methods (``state(...)`` computes what is shown,

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mmcourse._validate import check_float, check_int, check_probability, check_sizes
-from mmcourse.data.vqa import ATTRIBUTE_CLASSES
+from mmcourse.data.questions import ATTRIBUTE_CLASSES
 from mmcourse.models.fusion import Fusion
 from mmcourse.models.image import CanvasEncoder
 
@@ -86,7 +86,7 @@ class CanvasBackbone(nn.Module):
 class SlotAttributeHead(nn.Module):
     """Reads what stands in each slot from an image vector: for each of the 3 slots, logits
     over digit (11 classes: empty or 0-9), size, thickness and slant (each "empty" or a
-    value), the targets of :func:`mmcourse.data.vqa.slot_targets`.
+    value), the targets of :func:`mmcourse.data.questions.slot_targets`.
 
     ``forward(vector (B, in_dim)) -> (B, 3, 22)``; :func:`slot_attribute_loss` scores it.
     A backbone trained with it learns to *see* the canvas, as VQA backbones are pretrained to

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 import torch
 
-from mmcourse.data import vqa
+from mmcourse import metrics
+from mmcourse.data import questions
 from mmcourse.data.captions import (
     ANSWERS,
     NUMBER_WORDS,
@@ -27,10 +28,10 @@ def data():
 
 @pytest.fixture(scope="module")
 def examples(data):
-    return vqa.make_vqa(data)
+    return questions.make_vqa(data)
 
 
-def answers_of(examples: vqa.VQAExamples, question: str) -> tuple[torch.Tensor, list[str]]:
+def answers_of(examples: questions.VQAExamples, question: str) -> tuple[torch.Tensor, list[str]]:
     rows = [i for i, text in enumerate(examples.texts) if text == question]
     return examples.canvas[rows], [ANSWERS[examples.answers[i]] for i in rows]
 
@@ -80,41 +81,41 @@ def test_types_and_answer_texts(data, examples) -> None:
 
 
 def test_choice_of_question_types(data) -> None:
-    some = vqa.make_vqa(data, types=["count", "sum"])
+    some = questions.make_vqa(data, types=["count", "sum"])
     assert set(some.type_names()) == {"count", "sum"}
     assert len(some) == 2 * len(data)
-    only = vqa.make_vqa(data).of_type("digit_at")
+    only = questions.make_vqa(data).of_type("digit_at")
     assert set(only.texts) == {
         "which digit is on the left ?",
         "which digit is in the middle ?",
         "which digit is on the right ?",
     }
     with pytest.raises(ValueError, match="types must be a non-empty selection"):
-        vqa.make_vqa(data, types=["colour"])
+        questions.make_vqa(data, types=["colour"])
     with pytest.raises(ValueError, match="types must be a non-empty selection"):
-        vqa.make_vqa(data, types=[])
+        questions.make_vqa(data, types=[])
     with pytest.raises(ValueError, match="not the string"):
-        vqa.make_vqa(data, types="count")
+        questions.make_vqa(data, types="count")
     with pytest.raises(ValueError, match="question type must be one of"):
         some.of_type("colour")
 
 
 def test_vocabulary_is_shared_and_padding(data, examples) -> None:
     other = make_mnist_captions("val", n=50, seed=1, profile="fast")
-    val = vqa.make_vqa(other, examples.vocab, max_len=12)
+    val = questions.make_vqa(other, examples.vocab, max_len=12)
     assert val.vocab is examples.vocab
     assert val.questions.shape[1] == 12
     lengths = (val.questions != PAD_ID).sum(1)
     assert lengths.tolist() == [len(t.split()) for t in val.texts]
     tiny = Vocabulary.build(["how many digits are there ?"])
-    unknown = vqa.make_vqa(data, tiny, types=["sum"])
+    unknown = questions.make_vqa(data, tiny, types=["sum"])
     assert (unknown.questions == UNK_ID).any()
     with pytest.raises(ValueError, match="vocab must be a Vocabulary"):
-        vqa.make_vqa(data, vocab={"a": 1})
+        questions.make_vqa(data, vocab={"a": 1})
     with pytest.raises(ValueError, match="expected an MNISTCaptions"):
-        vqa.make_vqa(examples)
+        questions.make_vqa(examples)
     with pytest.raises(ValueError, match="at least one dataset"):
-        vqa.build_question_vocab([])
+        questions.build_question_vocab([])
 
 
 def test_select(examples) -> None:
@@ -129,19 +130,19 @@ def test_select(examples) -> None:
 
 
 def test_answer_ids() -> None:
-    assert vqa.answer_ids(["yes", "seven", "27"]).tolist() == [
+    assert questions.answer_ids(["yes", "seven", "27"]).tolist() == [
         ANSWERS.index("yes"),
         ANSWERS.index("seven"),
         ANSWERS.index("27"),
     ]
     with pytest.raises(ValueError, match="not in ANSWERS"):
-        vqa.answer_ids(["maybe"])
+        questions.answer_ids(["maybe"])
     with pytest.raises(ValueError, match="not one string"):
-        vqa.answer_ids("yes")
+        questions.answer_ids("yes")
 
 
 def test_slot_targets(data) -> None:
-    targets = vqa.slot_targets(data)
+    targets = questions.slot_targets(data)
     assert targets.shape == (len(data), 3, 4)
     for i in range(5):
         for slot, digit, size, thickness, slant in data.items(i):
@@ -149,58 +150,63 @@ def test_slot_targets(data) -> None:
         empty = set(range(3)) - {item[0] for item in data.items(i)}
         for slot in empty:
             assert targets[i, slot].tolist() == [0, 0, 0, 0]
-    for k, classes in enumerate(vqa.ATTRIBUTE_CLASSES):
+    for k, classes in enumerate(questions.ATTRIBUTE_CLASSES):
         assert int(targets[..., k].max()) < classes
-    assert vqa.ATTRIBUTE_CLASSES == (11, len(SIZES) + 1, len(THICKNESSES) + 1, len(SLANTS) + 1)
+    assert questions.ATTRIBUTE_CLASSES == (
+        11,
+        len(SIZES) + 1,
+        len(THICKNESSES) + 1,
+        len(SLANTS) + 1,
+    )
 
 
 def test_answer_prior_by_brute_force(examples) -> None:
-    prior = vqa.answer_prior(examples, by="type")
+    prior = questions.answer_prior(examples, by="type")
     for kind in QUESTION_TYPES:
         answers = [a for k, a in zip(examples.type_names(), examples.answer_texts()) if k == kind]
         top = max(Counter(answers).values())
         # the most common answer (the smallest id among equally common ones)
         best = min(ANSWERS.index(a) for a, c in Counter(answers).items() if c == top)
         assert prior[kind] == best
-    by_question = vqa.answer_prior(examples, by="question")
+    by_question = questions.answer_prior(examples, by="question")
     assert set(by_question) == set(examples.texts)
 
 
 def test_prior_predictions(examples) -> None:
     test = examples.select(torch.arange(0, len(examples), 7))
-    pred = vqa.prior_predictions(examples, test)
-    prior = vqa.answer_prior(examples)
+    pred = questions.prior_predictions(examples, test)
+    prior = questions.answer_prior(examples)
     assert pred.tolist() == [prior[k] for k in test.type_names()]
-    pred_q = vqa.prior_predictions(examples, test, by="question")
-    prior_q = vqa.answer_prior(examples, by="question")
+    pred_q = questions.prior_predictions(examples, test, by="question")
+    prior_q = questions.answer_prior(examples, by="question")
     assert pred_q.tolist() == [prior_q[t] for t in test.texts]
     # a question text never seen in training falls back to its type's majority answer
     count_only = examples.of_type("count")
     renamed = count_only.select([0, 1])
     renamed.texts = ["how many digits do you see ?"] * 2
     assert (
-        vqa.prior_predictions(count_only, renamed, by="question").tolist()
-        == [vqa.answer_prior(count_only)["count"]] * 2
+        questions.prior_predictions(count_only, renamed, by="question").tolist()
+        == [questions.answer_prior(count_only)["count"]] * 2
     )
     with pytest.raises(ValueError, match="no question of type 'sum'"):
-        vqa.prior_predictions(count_only, examples.of_type("sum"))
+        questions.prior_predictions(count_only, examples.of_type("sum"))
     with pytest.raises(ValueError, match="by must be one of"):
-        vqa.answer_prior(examples, by="canvas")
+        questions.answer_prior(examples, by="canvas")
 
 
 def test_accuracy_by_type(examples) -> None:
     pred = examples.answers.clone()
     wrong = examples.types == QUESTION_TYPES.index("sum")
     pred[wrong] = (pred[wrong] + 1) % len(ANSWERS)
-    acc = vqa.accuracy_by_type(pred, examples)
+    acc = metrics.accuracy_by_type(pred, examples)
     assert list(acc) == list(QUESTION_TYPES)
     assert acc["sum"] == 0.0 and all(v == 1.0 for k, v in acc.items() if k != "sum")
     logits = torch.nn.functional.one_hot(pred, len(ANSWERS)).float()
-    assert vqa.accuracy_by_type(logits, examples) == acc
+    assert metrics.accuracy_by_type(logits, examples) == acc
     with pytest.raises(ValueError, match="one answer per example"):
-        vqa.accuracy_by_type(pred[:-1], examples)
+        metrics.accuracy_by_type(pred[:-1], examples)
     with pytest.raises(ValueError, match="must be a tensor"):
-        vqa.accuracy_by_type(pred.tolist(), examples)
+        metrics.accuracy_by_type(pred.tolist(), examples)
     logits[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"^predictions holds NaN; every score must be a number$"):
-        vqa.accuracy_by_type(logits, examples)
+        metrics.accuracy_by_type(logits, examples)

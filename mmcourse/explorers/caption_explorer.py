@@ -35,7 +35,7 @@ from mmcourse.data.captions import (
 )
 from mmcourse.data.pen import move_to_band
 from mmcourse.decode import beam_candidates
-from mmcourse.deploy import prepare_canvases
+from mmcourse.deploy.serve import prepare_canvases
 from mmcourse.explorers._base import Explorer
 from mmcourse.vocab import EOS, Vocabulary
 

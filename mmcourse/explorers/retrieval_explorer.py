@@ -19,9 +19,9 @@ from torch import nn
 
 from mmcourse._validate import check_int
 from mmcourse.data.captions import NUMBER_WORDS
-from mmcourse.deploy import SearchService
+from mmcourse.deploy.serve import SearchService
 from mmcourse.explorers._base import Explorer
-from mmcourse.retrieval import zero_shot_scores, zero_shot_weights
+from mmcourse.retrieval.zero_shot import zero_shot_scores, zero_shot_weights
 from mmcourse.vocab import Vocabulary
 
 MAX_RESULTS = 8

@@ -223,28 +223,6 @@ def prior_predictions(train: VQAExamples, test: VQAExamples, by: str = "type") -
     return torch.tensor(predictions, dtype=torch.long)
 
 
-def accuracy_by_type(predictions: torch.Tensor, examples: VQAExamples) -> dict[str, float]:
-    """Accuracy for each question type present in ``examples`` (in QUESTION_TYPES order).
-
-    ``predictions``: answer ids ``(Q,)`` or logits ``(Q, len(ANSWERS))``.
-    """
-    if not isinstance(predictions, torch.Tensor):
-        raise ValueError(f"predictions must be a tensor, got {type(predictions).__name__}")
-    if predictions.dim() == 2:
-        predictions = check_no_nan(predictions, "predictions").argmax(dim=1)
-    if predictions.shape != examples.answers.shape:
-        raise ValueError(
-            f"predictions must have one answer per example: expected {len(examples)}, "
-            f"got shape {tuple(predictions.shape)}"
-        )
-    correct = (predictions.cpu() == examples.answers).float()
-    return {
-        name: correct[examples.types == i].mean().item()
-        for i, name in enumerate(QUESTION_TYPES)
-        if (examples.types == i).any()
-    }
-
-
 def split_slot_logits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The logits of each attribute, ``(B, slots, classes)`` for digit, size, thickness and
     slant, out of a slot head's ``(B, slots, 22)`` output, checked against the

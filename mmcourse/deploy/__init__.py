@@ -1,0 +1,83 @@
+"""Deployment: from a trained model to a program that answers requests.
+
+Training code (the model classes, the loop, the optimiser) stays on the training side; what
+a service needs is a function from tensors to tensors that is fast, small and the *same*
+function the notebooks trained. This module walks that step:
+
+1. **Export** (:func:`export_module`): ``torch.export`` traces a module into an
+   ``ExportedProgram``, a graph of ATen operations plus the weights, with the batch
+   dimension left free (``dynamic_batch``). :func:`save_exported` writes it to a ``.pt2``
+   file; :func:`load_exported` reads it back and runs it *without* the class that defined
+   it. Only tensors-in/tensors-out code exports: a captioner's generation loop does not
+   (it stops when every row says ``<eos>``), so :func:`export_captioner` exports its two
+   pieces, the encoder (``init_state``) and one decoder step, with the state flattened to a
+   tuple of tensors, and :func:`greedy_caption_exported` runs the loop around them.
+2. **Check** (:func:`outputs_match`): the exported, compiled or quantised model must give
+   the outputs of the original, up to a stated tolerance.
+3. **Measure** (:func:`measure_latency`, :func:`measure_throughput`,
+   :func:`model_size_bytes`): milliseconds for one request, items per second for a batch,
+   bytes on disk.
+4. **Speed up or shrink**: :func:`compiled` (``torch.compile``: kernels generated for this
+   machine, at a one-off compile cost) and :func:`quantize_int8` (torchao: the weights of
+   every ``nn.Linear`` stored as int8, one scale per output row).
+5. **Serve**: :class:`CaptionService` (canvas -> sentence) and :class:`SearchService`
+   (sentence -> the most similar canvases of a stored gallery) validate every request and
+   give a clear ``ValueError`` for a bad one, as a web handler wants.
+
+The steps live in :mod:`~mmcourse.deploy.export`, :mod:`~mmcourse.deploy.measure`,
+:mod:`~mmcourse.deploy.quantize` and :mod:`~mmcourse.deploy.serve`; everything is also
+importable from here (``deploy.export_captioner``).
+"""
+
+from mmcourse.deploy.export import (
+    CaptionEncoder,
+    CaptionStep,
+    ExportedCaptioner,
+    ExportedTextTower,
+    ImageTower,
+    TextTower,
+    export_captioner,
+    export_image_tower,
+    export_module,
+    export_text_tower,
+    greedy_caption_exported,
+    load_exported,
+    save_exported,
+)
+from mmcourse.deploy.measure import (
+    compiled,
+    measure_latency,
+    measure_throughput,
+    model_size_bytes,
+    outputs_match,
+)
+from mmcourse.deploy.quantize import QUANT_MODES, int8_layers, quantize_int8
+from mmcourse.deploy.serve import UNKNOWN_WORDS, CaptionService, SearchService, prepare_canvases
+
+__all__ = [
+    "CaptionEncoder",
+    "CaptionService",
+    "CaptionStep",
+    "ExportedCaptioner",
+    "ExportedTextTower",
+    "ImageTower",
+    "QUANT_MODES",
+    "SearchService",
+    "TextTower",
+    "UNKNOWN_WORDS",
+    "compiled",
+    "export_captioner",
+    "export_image_tower",
+    "export_module",
+    "export_text_tower",
+    "greedy_caption_exported",
+    "int8_layers",
+    "load_exported",
+    "measure_latency",
+    "measure_throughput",
+    "model_size_bytes",
+    "outputs_match",
+    "prepare_canvases",
+    "quantize_int8",
+    "save_exported",
+]
