@@ -36,6 +36,7 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads
 
@@ -139,12 +140,11 @@ def main() -> None:
         _, history = train_digit_classifier(
             x_train,
             y_train,
-            x_test,
-            y_test,
+            (x_test, y_test),
             epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            max_shift=args.max_shift,
+            recipe=replace(
+                RECIPE, batch_size=args.batch_size, lr=args.lr, max_shift=args.max_shift
+            ),
             seed=seed,
             record_time=True,
         )

@@ -14,13 +14,13 @@ Writes ``data/results/casestudy_decoders.json``.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import time
 
 from mmcourse import config
 from mmcourse.casestudy import pretrained, recipe
 from mmcourse.casestudy.evaluation import BEAM_WIDTHS, RESULTS_FILE, evaluate_captioners
 from mmcourse.casestudy.weights import read_sums
+from mmcourse.results import save_results
 
 OUT = RESULTS_FILE
 
@@ -31,23 +31,19 @@ def main() -> None:
     data = recipe.build_data()
     decoders = {kind: pretrained.load_decoder(kind, data.vocab) for kind in recipe.DECODERS}
     results = evaluate_captioners(decoders, data, BEAM_WIDTHS)
-    record = {
-        "settings": {
-            "profile": settings.profile,
-            "threads": settings.threads,
-            "widths": list(BEAM_WIDTHS),
-            "canvases": {s: len(d) for s, d in data.splits.items()},
-            "weights_sha256": read_sums(pretrained.WEIGHTS),
-            "torch": importlib.metadata.version("torch"),
-            "seconds": round(time.perf_counter() - start, 1),
-        },
-        "decoders": results,
+    stored = {
+        "profile": settings.profile,
+        "threads": settings.threads,
+        "widths": list(BEAM_WIDTHS),
+        "canvases": {s: len(d) for s, d in data.splits.items()},
+        "weights_sha256": read_sums(pretrained.WEIGHTS),
+        "torch": importlib.metadata.version("torch"),
+        "seconds": round(time.perf_counter() - start, 1),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(record, indent=1) + "\n")
+    save_results(OUT, stored, results)
     for kind, result in results.items():
         print(f"{kind:14s} width {result['beam_width']}  test exact {result['test']['exact']:.3f}")
-    print(f"written {OUT} in {record['settings']['seconds']} s")
+    print(f"written {OUT} in {stored['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main() -> None:
         "seeds": args.seeds,
         "seconds": round(time.perf_counter() - start),
     }
-    path = fusion_study.save_results(args.out, results, stored)
+    path = fusion_study.save_seed_study(args.out, results, stored)
     lines = [
         f"Fusion heads over seeds {args.seeds} ({settings.profile} profile), mean ± std",
         "",

@@ -18,7 +18,7 @@ On full MNIST one epoch of this recipe passed 99 % test accuracy for each of the
 measured (0-5: between 99.02 % and 99.17 %); the margin is small, so read 99 % as the typical
 result of one epoch, not a guarantee. Use::
 
-    model, history = train_digit_classifier(x_train, y_train, x_test, y_test, epochs=1)
+    model, history = train_digit_classifier(x_train, y_train, (x_test, y_test), epochs=1)
     history.last["test_accuracy"]
 """
 
@@ -52,12 +52,28 @@ class DigitRecipe:
     """The hyperparameters of :func:`train_digit_classifier` (its defaults)."""
 
     channels: tuple[int, ...] = (16, 32, 64)
+    """The conv widths of a fresh :class:`~mmcourse.models.image.DigitNet`."""
     batch_size: int = 128
     lr: float = 0.01
+    """AdamW's peak learning rate (one-cycle schedule)."""
     weight_decay: float = 0.01
     pct_start: float = 0.25
+    """The fraction of steps spent warming up."""
+    max_shift: int = 0
+    """If > 0, shift every training batch by random offsets of up to this many pixels
+    (:func:`random_shift`), a light augmentation."""
+    channels_last: bool = True
+    """Store weights and batches as NHWC (faster on CPUs)."""
     epochs_full_mnist: int = 1
     """Epochs on the 60,000 MNIST digits that reach 99 % test accuracy."""
+
+    def __post_init__(self) -> None:
+        check_int(self.batch_size, "batch_size", minimum=2)  # batch norm needs two rows
+        check_positive(self.lr, "lr")
+        check_nonnegative(self.weight_decay, "weight_decay")
+        if not 0 < check_positive(self.pct_start, "pct_start") < 1:
+            raise ValueError(f"pct_start must be between 0 and 1, got {self.pct_start!r}")
+        check_int(self.max_shift, "max_shift", minimum=0)
 
 
 RECIPE = DigitRecipe()
@@ -116,17 +132,6 @@ def _as_labels(labels: torch.Tensor, n: int, name: str) -> torch.Tensor:
     if labels.shape[0] != n:
         raise ValueError(f"{name} has {labels.shape[0]} labels for {n} images")
     return labels
-
-
-def _check_recipe(
-    epochs: int, batch_size: int, lr: float, weight_decay: float, pct_start: float
-) -> None:
-    check_int(epochs, "epochs")
-    check_int(batch_size, "batch_size", minimum=2)  # batch norm needs two rows
-    check_positive(lr, "lr")
-    check_nonnegative(weight_decay, "weight_decay")
-    if not 0 < check_positive(pct_start, "pct_start") < 1:
-        raise ValueError(f"pct_start must be between 0 and 1, got {pct_start!r}")
 
 
 def _steps_per_epoch(n: int, batch_size: int, epochs: int, pct_start: float) -> int:
@@ -208,20 +213,28 @@ def _test_and_time(
     return report
 
 
+def _as_eval_data(
+    eval_data: object, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``eval_data`` checked, as float inputs and labels on ``device`` (or ``None``)."""
+    if eval_data is None:
+        return None
+    if not isinstance(eval_data, (tuple, list)) or len(eval_data) != 2:
+        raise TypeError(
+            f"eval_data must be a pair (images, labels), got {type(eval_data).__name__}"
+        )
+    x_eval = _as_inputs(eval_data[0], "eval_data's images").to(device)
+    return x_eval, _as_labels(eval_data[1], x_eval.shape[0], "eval_data's labels").to(device)
+
+
 def train_digit_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
-    test_images: torch.Tensor | None = None,
-    test_labels: torch.Tensor | None = None,
+    eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
     epochs: int = RECIPE.epochs_full_mnist,
     *,
     model: nn.Module | None = None,
-    batch_size: int = RECIPE.batch_size,
-    lr: float = RECIPE.lr,
-    weight_decay: float = RECIPE.weight_decay,
-    pct_start: float = RECIPE.pct_start,
-    max_shift: int = 0,
-    channels_last: bool = True,
+    recipe: DigitRecipe = RECIPE,
     seed: int = 0,
     device: torch.device | str | None = None,
     record_time: bool = False,
@@ -233,20 +246,17 @@ def train_digit_classifier(
         images: training digits, uint8 ``(N, 28, 28)`` (normalised here with
             :func:`mmcourse.data.mnist.to_float`) or float ``(N, 1, 28, 28)`` already normalised.
         labels: int64 ``(N,)`` class indices.
-        test_images, test_labels: evaluated at the end of every epoch (both or neither), as
+        eval_data: ``(images, labels)`` evaluated at the end of every epoch, as
             ``{eval_name}_loss`` and ``{eval_name}_accuracy``: pass validation digits with
             ``eval_name="val"`` to watch training, test digits only to report.
         epochs: passes over the training set; the one-cycle schedule spans all of them.
         model: the network to train; default a fresh :class:`DigitNet` with the recipe's
             channels. Any module mapping ``(B, 1, 28, 28)`` to ``(B, 10)`` logits works (e.g.
             the article's CNN with a linear head), so encoders can be compared on one recipe.
-        batch_size, lr, weight_decay, pct_start: mini-batch size, peak learning rate of
-            AdamW, its weight decay, and the fraction of steps spent warming up.
-        max_shift: if > 0, shift every training batch by random offsets of up to this many
-            pixels (:func:`random_shift`, offsets from their own generator seeded with
-            ``seed``), a light augmentation.
-        channels_last: store weights and batches as NHWC (faster on CPUs).
-        seed: seeds the initial weights (torch's global generator) and the batch order.
+        recipe: a :class:`DigitRecipe` (batch size, learning rate, weight decay, warm-up,
+            shifts, memory layout), e.g. ``dataclasses.replace(RECIPE, batch_size=64)``.
+        seed: seeds the initial weights (torch's global generator), the batch order and the
+            shifts.
         device: where to train (default: the CPU); the data is moved there once.
         eval_name: the prefix of the evaluated set's columns, ``"test"`` or ``"val"``.
         record_time: add ``train_seconds`` (wall-clock seconds spent in training steps so
@@ -259,25 +269,24 @@ def train_digit_classifier(
         learning rate after the epoch's last step) and, with test data, ``test_loss`` and
         ``test_accuracy``.
     """
-    _check_recipe(epochs, batch_size, lr, weight_decay, pct_start)
+    check_int(epochs, "epochs")
+    if not isinstance(recipe, DigitRecipe):
+        raise TypeError(f"recipe must be a DigitRecipe(...), got {type(recipe).__name__}")
     check_choice(eval_name, "eval_name", ("test", "val"))
-    if (test_images is None) != (test_labels is None):
-        raise ValueError("pass both test_images and test_labels, or neither")
     x_train = _as_inputs(images, "images")
     y_train = _as_labels(labels, x_train.shape[0], "labels")
-    steps = _steps_per_epoch(x_train.shape[0], batch_size, epochs, pct_start)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    test_data = None
-    if test_images is not None:
-        x_test = _as_inputs(test_images, "test_images").to(device)
-        test_data = (x_test, _as_labels(test_labels, x_test.shape[0], "test_labels").to(device))
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    test_data = _as_eval_data(eval_data, device)
+    steps = _steps_per_epoch(x_train.shape[0], recipe.batch_size, epochs, recipe.pct_start)
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
     torch.manual_seed(seed)
-    model = (model if model is not None else DigitNet(RECIPE.channels)).to(
+    model = (model if model is not None else DigitNet(recipe.channels)).to(
         device, memory_format=layout
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    forward = _recipe_forward(layout, max_shift, torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+    )
+    forward = _recipe_forward(layout, recipe.max_shift, torch.Generator().manual_seed(seed))
     clock = _Stopwatch(device)
     report = _test_and_time(model, test_data, forward, clock, record_time, eval_name)
     clock.start()
@@ -287,8 +296,8 @@ def train_digit_classifier(
         loss_fn=F.cross_entropy,
         optimizer=optimizer,
         epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[OneCycle(max_lr=lr, pct_start=pct_start), report],
+        batch_size=recipe.batch_size,
+        callbacks=[OneCycle(max_lr=recipe.lr, pct_start=recipe.pct_start), report],
         loop=Loop(seed=seed, max_batches_per_epoch=steps, forward=forward),  # whole batches
     )
     return model, history

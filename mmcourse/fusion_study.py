@@ -17,7 +17,6 @@ validation and test questions.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from mmcourse.models.fusion import (
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.text import BagOfWordsEncoder
 from mmcourse.models.vqa import CanvasBackbone, CanvasLookup, SlotAttributeHead, VQAModel
+from mmcourse.results import load_results, save_results
 from mmcourse.train import Loop, fit, predict
 
 __all__ = [
@@ -58,12 +58,12 @@ __all__ = [
     "TEXT_DIM",
     "VQAData",
     "build_vqa_model",
-    "load_results",
+    "load_seed_study",
     "make_splits",
     "pretrain_backbone",
     "run_fusion",
     "real_difference",
-    "save_results",
+    "save_seed_study",
     "seed_summary",
     "train_and_predict",
 ]
@@ -239,28 +239,22 @@ def real_difference(a: Sequence[float], b: Sequence[float], factor: float = 2.0)
     return abs(ta.mean().item() - tb.mean().item()) > factor * error
 
 
-def save_results(path: str | Path, results: Mapping, settings: Mapping) -> Path:
-    """Write ``{"settings": ..., "results": ...}`` as JSON (accuracies rounded to 6 digits)."""
+def save_seed_study(path: str | Path, results: Mapping, settings: Mapping) -> Path:
+    """Store a seed study (:func:`mmcourse.results.save_results`), accuracies rounded to 6
+    digits."""
     rounded = {
         name: {
             str(seed): {k: round(v, 6) for k, v in scores.items()} for seed, scores in runs.items()
         }
         for name, runs in results.items()
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"settings": dict(settings), "results": rounded}, indent=1) + "\n")
-    return path
+    return save_results(path, settings, rounded)
 
 
-def load_results(path: str | Path = RESULTS) -> tuple[dict, dict]:
-    """``(settings, results)`` from a file :func:`save_results` wrote; seeds come back as ints."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no stored study at {path}; run experiments/fusion_seeds.py")
-    stored = json.loads(path.read_text())
+def load_seed_study(path: str | Path = RESULTS) -> tuple[dict, dict]:
+    """``(settings, results)`` of a stored seed study; seeds come back as ints."""
+    settings, stored = load_results(path, made_by="experiments/fusion_seeds.py")
     results = {
-        name: {int(seed): scores for seed, scores in runs.items()}
-        for name, runs in stored["results"].items()
+        name: {int(seed): scores for seed, scores in runs.items()} for name, runs in stored.items()
     }
-    return stored["settings"], results
+    return settings, results

@@ -56,7 +56,7 @@ from mmcourse.digits import train_digit_classifier
 from mmcourse.metrics import slot_attribute_accuracy
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.models.image import DigitNet
-from mmcourse.retrieval.training import train_dual_encoder
+from mmcourse.retrieval.training import ContrastiveRecipe, train_dual_encoder
 
 DIGITNET_EPOCHS = 3  # chapter 04's recipe
 ATTRIBUTES = ("digit", "size", "thickness", "slant")
@@ -97,7 +97,11 @@ def train_ablation(data: recipe.CaseStudyData, epochs: int, out: Path) -> dict:
     for seed, negatives in pretrained.ABLATION:
         start = time.perf_counter()
         dual, history = train_dual_encoder(
-            data.splits["train"], data.vocab, epochs=epochs, seed=seed, negatives=negatives
+            data.splits["train"],
+            data.vocab,
+            epochs=epochs,
+            recipe=ContrastiveRecipe(negatives=negatives),
+            seed=seed,
         )
         name = pretrained.dual_encoder_file(seed, negatives)
         save_weights(dual, out / name)

@@ -76,7 +76,7 @@ def test_errors(data, tmp_path) -> None:
     with pytest.raises(ValueError, match="held-out splits"):
         evaluation.evaluate_captioners({"m": Fake(0)}, data, (1,), splits=("val",))
     with pytest.raises(FileNotFoundError, match="experiments/decoders.py"):
-        evaluation.load_results(tmp_path / "none.json")
+        evaluation.load_decoder_comparison(tmp_path / "none.json")
     (tmp_path / "other.json").write_text('{"a": 1}')
-    with pytest.raises(ValueError, match="not a decoder comparison"):
-        evaluation.load_results(tmp_path / "other.json")
+    with pytest.raises(ValueError, match="not a result stored by experiments/decoders.py"):
+        evaluation.load_decoder_comparison(tmp_path / "other.json")

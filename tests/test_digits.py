@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -58,7 +60,9 @@ def subset():
 
 def test_training_learns_on_a_small_subset(subset):
     x, y, xt, yt = subset
-    model, history = train_digit_classifier(x, y, xt, yt, epochs=2, batch_size=64, record_time=True)
+    model, history = train_digit_classifier(
+        x, y, (xt, yt), epochs=2, recipe=replace(RECIPE, batch_size=64), record_time=True
+    )
     assert history.keys() == [
         "epoch",
         "train_loss",
@@ -89,7 +93,11 @@ def test_training_another_model_with_shift_and_float_inputs(subset):
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     trained, history = train_digit_classifier(
-        to_float(x[:1024]), y[:1024], epochs=1, model=model, max_shift=2, channels_last=False
+        to_float(x[:1024]),
+        y[:1024],
+        epochs=1,
+        model=model,
+        recipe=replace(RECIPE, max_shift=2, channels_last=False),
     )
     assert trained is model and history.keys() == ["epoch", "train_loss", "lr"]
 
@@ -99,23 +107,40 @@ def test_training_another_model_with_shift_and_float_inputs(subset):
     [
         ({"epochs": 0}, ValueError, "epochs must be a positive int, got 0"),
         ({"epochs": 1.0}, TypeError, "epochs must be a positive int, got float 1.0"),
-        ({"batch_size": 1}, ValueError, "batch_size must be an int >= 2, got 1"),
-        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
-        ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0"),
-        ({"pct_start": 1.0}, ValueError, "pct_start must be between 0 and 1"),
+        ({"recipe": {"lr": 0.1}}, TypeError, r"recipe must be a DigitRecipe\(...\), got dict"),
         (
-            {"test_images": torch.zeros(3, 28, 28, dtype=torch.uint8)},
-            ValueError,
-            "pass both test_images",
+            {"eval_data": torch.zeros(3, 28, 28, dtype=torch.uint8)},
+            TypeError,
+            r"eval_data must be a pair \(images, labels\), got Tensor",
         ),
-        ({"batch_size": 256}, ValueError, "need at least one full batch: 200 images < batch_size"),
-        ({"batch_size": 100}, ValueError, "too few steps for the one-cycle schedule: 2"),
+        (
+            {"eval_data": (torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(2).long())},
+            ValueError,
+            "eval_data's labels has 2 labels for 3 images",
+        ),
+        ({"recipe": replace(RECIPE, batch_size=256)}, ValueError, "need at least one full batch"),
+        ({"recipe": replace(RECIPE, batch_size=100)}, ValueError, "too few steps for the one-cyc"),
     ],
 )
 def test_training_rejects_settings(subset, kwargs, error, match):
     x, y, _, _ = subset
     with pytest.raises(error, match=match):
         train_digit_classifier(x[:200], y[:200], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        ({"batch_size": 1}, ValueError, "batch_size must be an int >= 2, got 1"),
+        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0"),
+        ({"pct_start": 1.0}, ValueError, "pct_start must be between 0 and 1"),
+        ({"max_shift": -1}, ValueError, "max_shift must be an int >= 0, got -1"),
+    ],
+)
+def test_recipe_rejects_settings(changes, error, match):
+    with pytest.raises(error, match=match):
+        replace(RECIPE, **changes)
 
 
 @pytest.mark.parametrize(
@@ -137,12 +162,12 @@ def test_training_rejects_settings(subset, kwargs, error, match):
 )
 def test_training_rejects_data(images, labels, match):
     with pytest.raises(ValueError, match=match):
-        train_digit_classifier(images, labels, batch_size=2)
+        train_digit_classifier(images, labels, recipe=replace(RECIPE, batch_size=2))
 
 
 def test_training_rejects_data_that_are_not_tensors():
     with pytest.raises(TypeError, match="images must be a torch.Tensor, got list"):
-        train_digit_classifier([[0]], torch.zeros(1, dtype=torch.long), batch_size=2)
+        train_digit_classifier([[0]], torch.zeros(1, dtype=torch.long))
     with pytest.raises(TypeError, match="labels must be a torch.Tensor .*, got list"):
         train_digit_classifier(torch.zeros(4, 28, 28, dtype=torch.uint8), [0, 1, 2, 3])
 
@@ -173,7 +198,7 @@ def test_recipe_reaches_99_percent_on_full_mnist_in_one_epoch():
     x, y = load_mnist("train", root=root)
     xt, yt = load_mnist("test", root=root)
     # about 15 s of training on two idle cores (timing is the benchmark's job, not a test's)
-    _, history = train_digit_classifier(x, y, xt, yt, epochs=RECIPE.epochs_full_mnist)
+    _, history = train_digit_classifier(x, y, (xt, yt), epochs=RECIPE.epochs_full_mnist)
     assert history.last["test_accuracy"] >= 0.99, history.to_table()
 
 
@@ -181,8 +206,8 @@ def test_validation_digits_get_val_columns_and_a_bad_name_is_refused() -> None:
     torch.manual_seed(0)
     x, y = torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (256,))
     _, history = train_digit_classifier(
-        x, y, x[:64], y[:64], epochs=2, batch_size=32, eval_name="val"
+        x, y, (x[:64], y[:64]), epochs=2, recipe=replace(RECIPE, batch_size=32), eval_name="val"
     )
     assert "val_accuracy" in history.keys() and "test_accuracy" not in history.keys()
     with pytest.raises(ValueError, match="eval_name"):
-        train_digit_classifier(x, y, x[:64], y[:64], epochs=2, batch_size=32, eval_name="dev")
+        train_digit_classifier(x, y, (x[:64], y[:64]), epochs=2, eval_name="dev")

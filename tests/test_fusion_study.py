@@ -78,11 +78,30 @@ def test_real_difference_follows_the_two_standard_errors_rule():
 
 def test_results_survive_a_round_trip_and_a_missing_file_says_how_to_make_it(tmp_path):
     results = {"concat": {0: {"val": 0.81234567, "test": 0.8}, 1: {"val": 0.8, "test": 0.79}}}
-    path = fusion_study.save_results(tmp_path / "r.json", results, {"seeds": [0, 1]})
-    settings, loaded = fusion_study.load_results(path)
+    path = fusion_study.save_seed_study(tmp_path / "r.json", results, {"seeds": [0, 1]})
+    settings, loaded = fusion_study.load_seed_study(path)
     assert settings == {"seeds": [0, 1]}
     assert (
         loaded["concat"][0]["val"] == round(0.81234567, 6) and loaded["concat"][1]["test"] == 0.79
     )
     with pytest.raises(FileNotFoundError, match="experiments/fusion_seeds.py"):
-        fusion_study.load_results(tmp_path / "missing.json")
+        fusion_study.load_seed_study(tmp_path / "missing.json")
+
+
+def test_one_reader_for_every_stored_result(tmp_path):
+    """results.load_results reads what save_results wrote, names the script of a missing
+    file, and refuses a file of another shape; both stored studies of data/results/ read."""
+    from mmcourse.casestudy import evaluation
+    from mmcourse.results import load_results, save_results
+
+    path = save_results(tmp_path / "r.json", {"seeds": [0]}, {"a": {"0": 1.5}})
+    assert load_results(path, made_by="x.py") == ({"seeds": [0]}, {"a": {"0": 1.5}})
+    with pytest.raises(FileNotFoundError, match="run python experiments/x.py"):
+        load_results(tmp_path / "none.json", made_by="experiments/x.py")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a result stored by x.py .*list"):
+        load_results(tmp_path / "list.json", made_by="x.py")
+    _, seeds = fusion_study.load_seed_study()
+    _, decoders = evaluation.load_decoder_comparison()
+    assert all(isinstance(seed, int) for runs in seeds.values() for seed in runs)
+    assert {"test", "beam_width"} <= set(next(iter(decoders.values())))

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "mmcourse"
 
 LAYERS = {
-    0: ["mmcourse", "_validate", "config", "modes", "portable", "utils"],
+    0: ["mmcourse", "_validate", "config", "modes", "portable", "results", "utils"],
     1: ["vocab", "data.*"],
     2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],

@@ -552,9 +552,15 @@ def test_downsampled_pools_before_the_encoder() -> None:
 
 
 def test_train_dual_encoder_smoke(data: C.MNISTCaptions, vocab: Vocabulary) -> None:
-    tiny = dict(embed_dim=8, image_channels=(4, 4, 4), image_dim=4, text_dim=8, batch_size=32)
+    tiny = dict(embed_dim=8, image_channels=(4, 4, 4), image_dim=4, text_dim=8)
     small = data.select(torch.arange(64))
-    model, history = R.train_dual_encoder(small, vocab, epochs=1, seed=0, mode="mask", **tiny)
+    model, history = R.train_dual_encoder(
+        small,
+        vocab,
+        epochs=1,
+        model=R.new_dual_encoder(len(vocab), **tiny),
+        recipe=R.ContrastiveRecipe(mode="mask", batch_size=32),
+    )
     assert isinstance(model, DualEncoder) and not model.training
     record = history.last
     assert {"train_loss", "lr", "temperature", "seconds"} <= set(record)
@@ -632,14 +638,22 @@ def test_errors(data: C.MNISTCaptions, vocab: Vocabulary) -> None:
     with pytest.raises(TypeError, match="data must be an MNISTCaptions split"):
         R.retrieval_report(model, data.images, vocab)
     with pytest.raises(ValueError, match=r"mode must be one of \('none', 'mask', 'soft'\)"):
-        R.train_dual_encoder(data, vocab, mode="hard")
+        R.ContrastiveRecipe(mode="hard")
     with pytest.raises(TypeError, match="train_data must be an MNISTCaptions split"):
         R.train_dual_encoder((data.images, data.captions), vocab)
     with pytest.raises(ValueError, match="downsample must divide 64"):
-        R.train_dual_encoder(data, vocab, downsample=3)
+        R.new_dual_encoder(len(vocab), downsample=3)
     with pytest.raises(ValueError, match="batch_size must be an int >= 2"):
-        R.train_dual_encoder(data, vocab, batch_size=1)
+        R.ContrastiveRecipe(batch_size=1)
+    with pytest.raises(ValueError, match="negatives must be an int >= 0, got -1"):
+        R.ContrastiveRecipe(negatives=-1)
+    with pytest.raises(TypeError, match=r"recipe must be a ContrastiveRecipe\(...\), got dict"):
+        R.train_dual_encoder(data, vocab, recipe={"lr": 0.1})
+    with pytest.raises(TypeError, match="model must be a DualEncoder .* got Linear"):
+        R.train_dual_encoder(data, vocab, model=torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="the model embeds 7 tokens but the vocabulary holds"):
+        R.train_dual_encoder(data, vocab, model=R.new_dual_encoder(7))
     with pytest.raises(ValueError, match="text_encoder must be one of"):
-        R.train_dual_encoder(data, vocab, text_encoder="rnn")
+        R.new_dual_encoder(len(vocab), text_encoder="rnn")
     with pytest.raises(ValueError, match="needs an even text_dim, got 33"):
-        R.train_dual_encoder(data, vocab, text_dim=33)
+        R.new_dual_encoder(len(vocab), text_dim=33)

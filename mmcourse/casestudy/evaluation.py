@@ -10,7 +10,6 @@ chapter 10.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,13 +18,14 @@ from torch import nn
 from mmcourse._validate import check_int
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.casestudy import recipe
+from mmcourse.results import load_results
 
 __all__ = [
     "BEAM_WIDTHS",
     "RESULTS_FILE",
     "choose_beam_width",
     "evaluate_captioners",
-    "load_results",
+    "load_decoder_comparison",
 ]
 
 BEAM_WIDTHS = (1, 2, 3, 5)
@@ -81,14 +81,8 @@ def evaluate_captioners(
     return results
 
 
-def load_results(path: str | Path = RESULTS_FILE) -> tuple[dict[str, object], dict[str, dict]]:
+def load_decoder_comparison(
+    path: str | Path = RESULTS_FILE,
+) -> tuple[dict[str, object], dict[str, dict]]:
     """``(settings, results per decoder)`` as ``experiments/decoders.py`` stored them."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no stored decoder comparison at {path}: run python experiments/decoders.py"
-        )
-    record = json.loads(path.read_text())
-    if set(record) != {"settings", "decoders"}:
-        raise ValueError(f"{path} is not a decoder comparison (keys {sorted(record)})")
-    return record["settings"], record["decoders"]
+    return load_results(path, made_by="experiments/decoders.py")

@@ -307,6 +307,10 @@ def write_captions(
     return texts
 
 
+DECODER_BATCH = 128
+"""Canvases per batch when :func:`train_decoder` trains a captioner."""
+
+
 def train_decoder(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -316,7 +320,6 @@ def train_decoder(
     val: tuple[torch.Tensor, MNISTCaptions],
     vocab: Vocabulary,
     lr: float = 3e-3,
-    batch_size: int = 128,
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -354,7 +357,7 @@ def train_decoder(
         loss_fn=sequence_loss,
         optimizer=torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=DECODER_BATCH,
         callbacks=[OneCycle(max_lr=lr), score_on_validation, PrintEpochs(False, progress)],
         loop=Loop(seed=seed, forward=caption_forward),
     )

@@ -189,6 +189,38 @@ def _train(args, data, epochs, device, times):
     return encoder, decoder, history
 
 
+def _epochs_and_sizes(args) -> tuple[dict[str, int], dict[str, int] | None]:
+    """The epochs of each stage and the canvases of each split the arguments ask for."""
+    epochs = dict(EPOCHS[args.profile])
+    epochs["decoder"] = args.epochs or epochs["decoder"]
+    epochs["pretrain"] = args.pretrain_epochs or epochs["pretrain"]
+    sizes = None
+    if args.canvases is not None:
+        sizes = {s: min(n, args.canvases) for s, n in DEFAULT_SIZES[args.profile].items()}
+    return epochs, sizes
+
+
+def _write_report(args, data, decoder, report: dict, times: dict) -> dict[str, list[str]]:
+    """Caption the test and compositional canvases with the chosen beam; write metrics.json
+    and captions.txt to ``args.out``; return the captions."""
+    report["metrics"] = {}
+    captions = {}
+    for split in ("test", "compositional"):
+        texts = recipe.write_captions(
+            decoder, data.images(split), data.vocab, beam_width=report["beam_width"]
+        )
+        captions[split] = texts
+        report["metrics"][split] = caption_report_for(texts, data.splits[split])
+    report["times"] = {k: round(v, 1) for k, v in times.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"{said}\t{data.splits['test'].captions[i][0]}" for i, said in enumerate(captions["test"])
+    ]
+    (args.out / "captions.txt").write_text("generated\treference\n" + "\n".join(lines) + "\n")
+    return captions
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the case study; returns the exit status (0 on success, 2 on a weights problem)."""
     p = parser()
@@ -199,12 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.setup(
         seed=args.seed, profile=args.profile, device=None if args.device == "auto" else args.device
     )
-    epochs = dict(EPOCHS[args.profile])
-    epochs["decoder"] = args.epochs or epochs["decoder"]
-    epochs["pretrain"] = args.pretrain_epochs or epochs["pretrain"]
-    sizes = None
-    if args.canvases is not None:
-        sizes = {s: min(n, args.canvases) for s, n in DEFAULT_SIZES[args.profile].items()}
+    epochs, sizes = _epochs_and_sizes(args)
     times: dict[str, float] = {}
     stages = progress(total=4, desc="case study", unit="stage")
     start = time.perf_counter()
@@ -238,22 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         "validation_exact_by_beam_width": {str(w): v for w, v in val_exact.items()},
         "beam_width": beam_width,
         "best_epoch": history.best_epoch if history is not None else None,
-        "metrics": {},
     }
-    captions = {}
-    for split in ("test", "compositional"):
-        texts = recipe.write_captions(
-            decoder, data.images(split), data.vocab, beam_width=beam_width
-        )
-        captions[split] = texts
-        report["metrics"][split] = caption_report_for(texts, data.splits[split])
-    report["times"] = {k: round(v, 1) for k, v in times.items()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [
-        f"{said}\t{data.splits['test'].captions[i][0]}" for i, said in enumerate(captions["test"])
-    ]
-    (args.out / "captions.txt").write_text("generated\treference\n" + "\n".join(lines) + "\n")
+    captions = _write_report(args, data, decoder, report, times)
     _figures(args, data, decoder, captions["test"])
     stages.update()
     stages.close()

@@ -110,91 +110,90 @@ def check_grad_weight_x(grad_weight_x: GradFn) -> CheckResult:
     if not callable(grad_weight_x):
         return CheckResult(False, "pass your function itself (without calling it)")
     generator = torch.Generator().manual_seed(2)
-    for batch, d_x, d_y, k in ((5, 3, 4, 2), (1, 6, 2, 3), (8, 2, 2, 4)):
-        x, y = (
-            torch.randn(batch, d_x, generator=generator),
-            torch.randn(batch, d_y, generator=generator),
-        )
-        weight_x = torch.randn(k, d_x, generator=generator, requires_grad=True)
-        weight_y, bias = (
-            torch.randn(k, d_y, generator=generator),
-            torch.randn(k, generator=generator),
-        )
-        target = torch.randn(batch, k, generator=generator)
-        summed_squared_error(x, y, weight_x, weight_y, bias, target).backward()
-        expected = weight_x.grad
-        try:
-            got = grad_weight_x(x, y, weight_x.detach(), weight_y, bias, target)
-        except Exception as error:
-            return CheckResult(False, f"your function raised {type(error).__name__}: {error}")
-        if got is None:
-            return CheckResult(False, "your function returns None; return dL/dW_X as a tensor")
-        if not isinstance(got, torch.Tensor):
-            return CheckResult(False, f"return a tensor, got {type(got).__name__}")
-        if tuple(got.shape) != (k, d_x):
-            hint = " (transposed?)" if tuple(got.shape) == (d_x, k) else ""
-            return CheckResult(
-                False,
-                f"dL/dW_X must have the shape of W_X {(k, d_x)}, got {tuple(got.shape)}{hint}",
-            )
-        got = got.detach().double()
-        want = expected.double()
-        if torch.allclose(got, want, atol=1e-4, rtol=1e-4):
-            continue
-        weight_x = weight_x.detach()
-        residual = x @ weight_x.T + y @ weight_y.T + bias - target  # dL/dZ = Z - T
-        mistakes = [
-            (torch.zeros_like(want), "your function returns all zeros"),
-            (want / batch, "off by a factor of the batch size: this loss is a sum, not a mean"),
-            (-want, "the sign is flipped: use Z - T, not T - Z"),
-            (
-                2 * want,
-                "off by a factor of two: the 1/2 in L cancels the 2 from differentiating the "
-                "square",
-            ),
-            (
-                want / 2,
-                "off by a factor of two: the 1/2 in L cancels the 2 from differentiating the "
-                "square",
-            ),
-            ((residual - bias).T @ x, "Z includes the bias b: Z = X W_X^T + Y W_Y^T + b"),
-            ((x @ weight_x.T + bias - target).T @ x, "Z includes the text term Y W_Y^T too"),
-            (residual.T @ y if d_y == d_x else None, "that is dL/dW_Y: multiply by X, not Y"),
-        ]
-        for candidate, hint in mistakes:
-            if candidate is not None and torch.allclose(
-                got, candidate.double(), atol=1e-4, rtol=1e-4
-            ):
-                return CheckResult(False, f"{hint} (batch {batch}, k {k})")
-        result = check_close("dL/dW_X", got, want, atol=1e-4, rtol=1e-4)
+    for sizes in ((5, 3, 4, 2), (1, 6, 2, 3), (8, 2, 2, 4)):
+        problem = _random_problem(generator, *sizes)
+        failure = _check_one_gradient(grad_weight_x, problem)
+        if failure is not None:
+            return failure
+    return CheckResult(True, "dL/dW_X = (Z - T)^T X' agrees with autograd on 3 random problems")
+
+
+def _random_problem(
+    generator: torch.Generator, batch: int, d_x: int, d_y: int, k: int
+) -> dict[str, torch.Tensor]:
+    """x, y, weight_x (requiring grad), weight_y, bias, target of one problem, drawn in order."""
+    x = torch.randn(batch, d_x, generator=generator)
+    y = torch.randn(batch, d_y, generator=generator)
+    weight_x = torch.randn(k, d_x, generator=generator, requires_grad=True)
+    weight_y = torch.randn(k, d_y, generator=generator)
+    bias = torch.randn(k, generator=generator)
+    target = torch.randn(batch, k, generator=generator)
+    return {"x": x, "y": y, "weight_x": weight_x, "weight_y": weight_y, "bias": bias,
+            "target": target}  # fmt: skip
+
+
+def _check_one_gradient(grad_weight_x: GradFn, problem: dict) -> CheckResult | None:
+    """``None`` if the learner's gradient matches autograd's on ``problem``, else what is wrong."""
+    x, y, weight_x, weight_y, bias, target = problem.values()
+    (batch, d_x), k = x.shape, weight_x.shape[0]
+    want = torch.autograd.grad(summed_squared_error(*problem.values()), weight_x)[0].double()
+    try:
+        got = grad_weight_x(x, y, weight_x.detach(), weight_y, bias, target)
+    except Exception as error:
+        return CheckResult(False, f"your function raised {type(error).__name__}: {error}")
+    if got is None:
+        return CheckResult(False, "your function returns None; return dL/dW_X as a tensor")
+    if not isinstance(got, torch.Tensor):
+        return CheckResult(False, f"return a tensor, got {type(got).__name__}")
+    if tuple(got.shape) != (k, d_x):
+        hint = " (transposed?)" if tuple(got.shape) == (d_x, k) else ""
         return CheckResult(
             False,
-            f"differs from autograd on a problem with batch {batch}, k {k}: {result.message}",
+            f"dL/dW_X must have the shape of W_X {(k, d_x)}, got {tuple(got.shape)}{hint}",
         )
-    return CheckResult(True, "dL/dW_X = (Z - T)^T X' agrees with autograd on 3 random problems")
+    got = got.detach().double()
+    if torch.allclose(got, want, atol=1e-4, rtol=1e-4):
+        return None
+    for candidate, hint in _gradient_slips(problem, want):
+        if candidate is not None and torch.allclose(got, candidate.double(), atol=1e-4, rtol=1e-4):
+            return CheckResult(False, f"{hint} (batch {batch}, k {k})")
+    result = check_close("dL/dW_X", got, want, atol=1e-4, rtol=1e-4)
+    return CheckResult(
+        False, f"differs from autograd on a problem with batch {batch}, k {k}: {result.message}"
+    )
+
+
+def _gradient_slips(problem: dict, want: torch.Tensor) -> list[tuple[torch.Tensor | None, str]]:
+    """The usual wrong gradients of ``problem``, each with what to say about it."""
+    x, y, weight_x, weight_y, bias, target = problem.values()
+    weight_x, batch = weight_x.detach(), x.shape[0]
+    residual = x @ weight_x.T + y @ weight_y.T + bias - target  # dL/dZ = Z - T
+    halving = "off by a factor of two: the 1/2 in L cancels the 2 from differentiating the square"
+    return [
+        (torch.zeros_like(want), "your function returns all zeros"),
+        (want / batch, "off by a factor of the batch size: this loss is a sum, not a mean"),
+        (-want, "the sign is flipped: use Z - T, not T - Z"),
+        (2 * want, halving),
+        (want / 2, halving),
+        ((residual - bias).T @ x, "Z includes the bias b: Z = X W_X^T + Y W_Y^T + b"),
+        ((x @ weight_x.T + bias - target).T @ x, "Z includes the text term Y W_Y^T too"),
+        (
+            residual.T @ y if y.shape[1] == x.shape[1] else None,
+            "that is dL/dW_Y: multiply by X, not Y",
+        ),
+    ]
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
 
 
-def check_split_weights(
-    linear: nn.Linear,
-    image_dim: int,
-    weight_x: torch.Tensor,
-    weight_y: torch.Tensor,
-    bias: torch.Tensor | None,
-) -> CheckResult:
-    """Are ``weight_x``, ``weight_y`` and ``bias`` the pieces of ``linear`` (applied to
-    ``cat([x, y])`` with ``image_dim`` image features) that make ``W_X x + W_Y y + b`` equal
-    to it -- checked on the weights and on a random batch?
-
-    A wrong piece is named with the likely slip (the two slices swapped, a missing bias),
-    never with the expected values.
-    """
+def _pieces_problem(
+    linear: nn.Module, image_dim: int, pieces: dict[str, object]
+) -> CheckResult | None:
+    """What is wrong with the types or shapes of the learner's pieces (``None``: nothing)."""
     if not isinstance(linear, nn.Linear):
         return CheckResult(False, f"linear must be an nn.Linear, got {type(linear).__name__}")
-    pieces = {"weight_x": weight_x, "weight_y": weight_y, "bias": bias}
     sources = {
         "weight_x": "a slice of linear.weight",
         "weight_y": "a slice of linear.weight",
@@ -223,6 +222,28 @@ def check_split_weights(
             return CheckResult(
                 False, f"{name} {describe_shape_miss(got, shape)}; it needs {meaning[name]}"
             )
+    return None
+
+
+def check_split_weights(
+    linear: nn.Linear,
+    image_dim: int,
+    weight_x: torch.Tensor,
+    weight_y: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> CheckResult:
+    """Are ``weight_x``, ``weight_y`` and ``bias`` the pieces of ``linear`` (applied to
+    ``cat([x, y])`` with ``image_dim`` image features) that make ``W_X x + W_Y y + b`` equal
+    to it -- checked on the weights and on a random batch?
+
+    A wrong piece is named with the likely slip (the two slices swapped, a missing bias),
+    never with the expected values.
+    """
+    pieces = {"weight_x": weight_x, "weight_y": weight_y, "bias": bias}
+    problem = _pieces_problem(linear, image_dim, pieces)
+    if problem is not None:
+        return problem
+    text_dim = linear.in_features - image_dim
     weight = linear.weight.detach()
     with torch.no_grad():
         pieces = {name: value.detach().to(weight.dtype) for name, value in pieces.items()}

@@ -74,6 +74,32 @@ def check_text_to_image_recall(
     ties in the model's favour, captions matched to canvas ``t % N`` instead of their owner,
     k off by one, a count or a percentage), named -- never printed.
     """
+    problem = _recall_inputs_problem(similarity, caption_owner, k)
+    if problem is not None:
+        return problem
+    t, n = similarity.shape
+    got = as_number("your R@k", value)
+    if isinstance(got, CheckResult):
+        return got
+    expected = _text_to_image_recall(similarity, caption_owner, k)
+    if abs(got - expected) <= 1e-6:
+        return CheckResult(
+            True,
+            f"R@{k} = {got:.3f}: the share of the {t} captions whose canvas is in their top {k}",
+        )
+    mistakes = _recall_mistakes(similarity, caption_owner, k)
+    hint = known_mistake(got, expected, mistakes, tol=1e-6) or recall_range_hint(
+        got, t, "the captions"
+    )
+    if hint is None:
+        hint = "for each row, is the score of its own canvas among the k largest of the row?"
+    return CheckResult(False, f"your R@{k} {describe_miss(got, expected)}; {hint}")
+
+
+def _recall_inputs_problem(
+    similarity: torch.Tensor, caption_owner: torch.Tensor, k: int
+) -> CheckResult | None:
+    """What is wrong with the exercise's inputs (``None``: nothing)."""
     if not isinstance(similarity, torch.Tensor) or similarity.dim() != 2:
         return CheckResult(False, "similarity should be a (T, N) matrix: captions x canvases")
     t, n = similarity.shape
@@ -91,15 +117,14 @@ def check_text_to_image_recall(
         return CheckResult(False, "caption_owner should hold one canvas index (0..N-1) per row")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
         return CheckResult(False, f"k should be an int between 1 and {n}, got {k!r}")
-    got = as_number("your R@k", value)
-    if isinstance(got, CheckResult):
-        return got
-    expected = _text_to_image_recall(similarity, caption_owner, k)
-    if abs(got - expected) <= 1e-6:
-        return CheckResult(
-            True,
-            f"R@{k} = {got:.3f}: the share of the {t} captions whose canvas is in their top {k}",
-        )
+    return None
+
+
+def _recall_mistakes(
+    similarity: torch.Tensor, caption_owner: torch.Tensor, k: int
+) -> list[tuple[float, str]]:
+    """The usual slips' values, each with what to say when the learner's value is one."""
+    t, n = similarity.shape
     mistakes = [
         (
             _text_to_image_recall(-similarity, caption_owner, k),
@@ -135,12 +160,7 @@ def check_text_to_image_recall(
                 "off by one: keep k, not k + 1",
             )
         )
-    hint = known_mistake(got, expected, mistakes, tol=1e-6) or recall_range_hint(
-        got, t, "the captions"
-    )
-    if hint is None:
-        hint = "for each row, is the score of its own canvas among the k largest of the row?"
-    return CheckResult(False, f"your R@{k} {describe_miss(got, expected)}; {hint}")
+    return mistakes
 
 
 # ----------------------------------------------------------------------------- zero-shot
@@ -197,6 +217,60 @@ def check_zero_shot_predictions(
     cosine, the first prompt only, the mean not normalised again, scores instead of
     classes), never the right predictions.
     """
+    problem = _zero_shot_inputs_problem(digit_emb, prompt_emb, predictions)
+    if problem is not None:
+        return problem
+    n = digit_emb.shape[0]
+    got = predictions.detach().cpu().long()
+    expected = _zero_shot_with_ties(digit_emb, prompt_emb, got)
+    if torch.equal(got, expected):
+        return CheckResult(
+            True, f"all {n} predictions match the prompt-ensemble classifier's, no label used"
+        )
+    slips = [
+        (
+            _zero_shot(-digit_emb, prompt_emb),
+            "those are the classes of *smallest* cosine: take the argmax",
+        ),
+        (
+            _zero_shot(digit_emb, prompt_emb, prompts=1),
+            "those use the first prompt only: average all the prompts of a class",
+        ),
+        (
+            _zero_shot(digit_emb, prompt_emb, renormalise=False),
+            "normalise each class's mean embedding to unit length again: a mean of unit "
+            "vectors is shorter than 1, by a different amount for each class, so its dot "
+            "product (or the mean of the prompts' cosines, the same number) is not the cosine",
+        ),
+    ]
+    wrong = int((got != expected).sum())
+    for answer, hint in slips:
+        if torch.equal(got, answer) and not torch.equal(answer, expected):
+            return CheckResult(False, f"{wrong} of {n} predictions differ; {hint}")
+    return CheckResult(
+        False,
+        f"{wrong} of {n} predictions differ; per class: the mean of its unit prompt "
+        "embeddings, normalised again; per digit: the class of largest cosine",
+    )
+
+
+def _zero_shot_with_ties(
+    digit_emb: torch.Tensor, prompt_emb: torch.Tensor, got: torch.Tensor
+) -> torch.Tensor:
+    """The classifier's answers, taking the learner's where two classes tie to float32
+    precision (either answer is right there)."""
+    expected = _zero_shot(digit_emb, prompt_emb)
+    scores = _class_scores(digit_emb, prompt_emb)
+    for i, (mine, best) in enumerate(zip(got.tolist(), expected.tolist())):
+        if mine != best and scores[i][mine] >= scores[i][best] - TIE:
+            expected[i] = mine
+    return expected
+
+
+def _zero_shot_inputs_problem(
+    digit_emb: torch.Tensor, prompt_emb: torch.Tensor, predictions: object
+) -> CheckResult | None:
+    """What is wrong with the inputs or the shape of the predictions (``None``: nothing)."""
     if not isinstance(digit_emb, torch.Tensor) or digit_emb.dim() != 2:
         return CheckResult(False, "digit_emb should be an (N, E) matrix of image embeddings")
     if not isinstance(prompt_emb, torch.Tensor) or prompt_emb.dim() != 3:
@@ -238,41 +312,7 @@ def check_zero_shot_predictions(
         return CheckResult(
             False, f"every prediction should be a class index from 0 to {classes - 1}"
         )
-    expected = _zero_shot(digit_emb, prompt_emb)
-    # where two classes tie to float32 precision, either answer is right
-    scores = _class_scores(digit_emb, prompt_emb)
-    for i, (mine, best) in enumerate(zip(got.tolist(), expected.tolist())):
-        if mine != best and scores[i][mine] >= scores[i][best] - TIE:
-            expected[i] = mine
-    if torch.equal(got, expected):
-        return CheckResult(
-            True, f"all {n} predictions match the prompt-ensemble classifier's, no label used"
-        )
-    slips = [
-        (
-            _zero_shot(-digit_emb, prompt_emb),
-            "those are the classes of *smallest* cosine: take the argmax",
-        ),
-        (
-            _zero_shot(digit_emb, prompt_emb, prompts=1),
-            "those use the first prompt only: average all the prompts of a class",
-        ),
-        (
-            _zero_shot(digit_emb, prompt_emb, renormalise=False),
-            "normalise each class's mean embedding to unit length again: a mean of unit "
-            "vectors is shorter than 1, by a different amount for each class, so its dot "
-            "product (or the mean of the prompts' cosines, the same number) is not the cosine",
-        ),
-    ]
-    wrong = int((got != expected).sum())
-    for answer, hint in slips:
-        if torch.equal(got, answer) and not torch.equal(answer, expected):
-            return CheckResult(False, f"{wrong} of {n} predictions differ; {hint}")
-    return CheckResult(
-        False,
-        f"{wrong} of {n} predictions differ; per class: the mean of its unit prompt "
-        "embeddings, normalised again; per digit: the class of largest cosine",
-    )
+    return None
 
 
 # ----------------------------------------------------------------------------- masked InfoNCE

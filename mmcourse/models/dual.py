@@ -95,7 +95,7 @@ class DualEncoder(nn.Module):
             text_encoder = build_text_encoder(text_encoder, vocab_size, text_dim, pad_id=pad_id)
         image_out = _check_out_dim(image_encoder, "image_encoder")
         text_out = _check_out_dim(text_encoder, "text_encoder")
-        self.embed_dim = embed_dim
+        self.vocab_size, self.embed_dim = vocab_size, embed_dim
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         # CLIP's projections have no bias: only directions matter after normalisation

@@ -57,7 +57,7 @@ from mmcourse.retrieval.search import (
     recall_report,
     retrieval_report,
 )
-from mmcourse.retrieval.training import MODES, train_dual_encoder
+from mmcourse.retrieval.training import MODES, ContrastiveRecipe, train_dual_encoder
 from mmcourse.retrieval.zero_shot import (
     DEFAULT_PROMPTS,
     DEFAULT_VIEWS,
@@ -72,6 +72,7 @@ from mmcourse.retrieval.zero_shot import (
 )
 
 __all__ = [
+    "ContrastiveRecipe",
     "DEFAULT_PROMPTS",
     "DEFAULT_VIEWS",
     "DIRECTIONS",

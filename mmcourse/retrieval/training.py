@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from mmcourse.retrieval.descriptions import (
 from mmcourse.train import Loop, fit
 from mmcourse.vocab import PAD_ID, Vocabulary
 
-__all__ = ["MODES", "train_dual_encoder"]
+__all__ = ["ContrastiveRecipe", "MODES", "train_dual_encoder"]
 
 
 MODES = ("none", "mask", "soft")
@@ -91,24 +92,45 @@ def _contrastive_loss(
     return loss_fn
 
 
+@dataclass(frozen=True)
+class ContrastiveRecipe:
+    """How :func:`train_dual_encoder` trains; the defaults are chapter 11's recipe.
+
+    Args:
+        mode: how same-description pairs of a batch count, one of :data:`MODES`: ``"none"``
+            is plain CLIP (:func:`~mmcourse.losses.clip_loss`, they are negatives);
+            ``"mask"`` and ``"soft"`` as in :func:`~mmcourse.losses.clip_loss_with_duplicates`.
+        batch_size: pairs per batch (= 1 positive and ``batch_size - 1`` candidates per row).
+        lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
+        negatives, negative_weight: hard negative captions per caption (one digit swapped,
+            :func:`~mmcourse.retrieval.descriptions.swap_digit_words`; 0 switches them off),
+            and the weight of their :func:`~mmcourse.losses.negative_caption_loss`.
+    """
+
+    mode: str = "mask"
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    negatives: int = 3
+    negative_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_choice(self.mode, "mode", MODES)
+        check_int(self.batch_size, "batch_size", minimum=2)
+        check_positive(self.lr, "lr")
+        check_nonnegative(self.weight_decay, "weight_decay")
+        check_int(self.negatives, "negatives", minimum=0)
+        check_nonnegative(self.negative_weight, "negative_weight")
+
+
 def train_dual_encoder(
     train_data: MNISTCaptions,
     vocab: Vocabulary,
     *,
     epochs: int = 5,
+    model: DualEncoder | None = None,
+    recipe: ContrastiveRecipe = ContrastiveRecipe(),
     seed: int = 0,
-    mode: str = "mask",
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    weight_decay: float = 0.01,
-    embed_dim: int = 64,
-    image_channels: tuple[int, ...] = (16, 32, 64),
-    image_dim: int = 32,
-    downsample: int = 2,
-    text_encoder: str = "bigru_mean",
-    text_dim: int = 64,
-    negatives: int = 3,
-    negative_weight: float = 1.0,
     device: torch.device | str | None = None,
     progress: bool = False,
     verbose: bool = False,
@@ -118,72 +140,59 @@ def train_dual_encoder(
 
     What happens, step by step:
 
-    1. The image tower pools each canvas ``downsample`` x ``downsample`` (:class:`Downsampled`)
-       and reads it with a :class:`~mmcourse.models.image.CanvasEncoder` (conv widths
-       ``image_channels``, ``image_dim`` features per region of its grid), flattened so that
-       *where* a digit stands survives. The text tower is a ``text_encoder`` of
-       :data:`TEXT_TOWERS` with ``text_dim`` features: by default a bidirectional GRU whose
-       states are averaged over the words (:class:`MeanOverWords`); ``"gru"`` is chapter
-       07's last-state GRU. Both are projected to ``embed_dim`` and normalised; the logit
-       scale starts at ``1 / 0.07``.
+    1. The model is ``model``, or :func:`~mmcourse.models.dual.new_dual_encoder` with its
+       defaults (weights drawn from ``seed``): each canvas pooled 2 x 2 and read by a small
+       CNN whose grid is flattened, so that *where* a digit stands survives; a bidirectional
+       GRU whose states are averaged over the words
+       (:class:`~mmcourse.models.dual.MeanOverWords`); both projected to 64 numbers and
+       normalised; the logit scale starts at ``1 / 0.07``.
     2. Every batch pairs each canvas with *one* of its four paraphrases, drawn at random, so
        over the epochs the text tower sees all of them (free data augmentation).
-    3. The loss is :func:`~mmcourse.losses.clip_loss` (``mode="none"``) or
-       :func:`~mmcourse.losses.clip_loss_with_duplicates` with the batch's
-       :func:`description_ids` (``"mask"``, ``"soft"``), plus ``negative_weight`` times
-       :func:`~mmcourse.losses.negative_caption_loss` against ``negatives`` fresh hard
-       negatives per caption (one digit swapped, :func:`swap_digit_words`; ``negatives=0``
-       switches them off).
-    4. AdamW at ``lr`` with ``weight_decay``; the learning rate follows a one-cycle schedule
-       (a short warm-up, then a cosine decay to almost 0), stepped after every batch, which
-       gets the most out of a few epochs. The shuffling, the paraphrases and the negatives
-       are drawn from generators seeded with ``seed``.
+    3. The loss is CLIP's, counting duplicates as ``recipe.mode`` says (with the batch's
+       :func:`~mmcourse.retrieval.descriptions.description_ids`), plus
+       ``recipe.negative_weight`` times the loss against ``recipe.negatives`` fresh hard
+       negatives per caption.
+    4. AdamW; the learning rate follows a one-cycle schedule (a short warm-up, then a cosine
+       decay to almost 0, :class:`~mmcourse.callbacks.OneCycle`), which gets the most out of
+       a few epochs. The shuffling, the paraphrases and the negatives are drawn from
+       generators seeded with ``seed``.
 
     The defaults are chapter 11's recipe on the fast profile's 10,000 training canvases;
     the chapter prints what it reaches and how long it took, and the committed models of
-    ``data/weights/`` log theirs in ``training_log.json``. The duplicate ``mode`` matters
-    only where a batch holds two canvases of the same description, which ``"mask"`` and
-    ``"soft"`` stop from counting as each other's negatives.
+    ``data/weights/`` log theirs in ``training_log.json``.
 
     Args:
         train_data: the training canvases with their captions.
         vocab: the vocabulary the captions are encoded with (and later the queries).
         epochs: passes over ``train_data``.
+        model: the dual encoder to train (default: a fresh ``new_dual_encoder``).
+        recipe: a :class:`ContrastiveRecipe`.
         seed: seeds the weights, the shuffling, the paraphrase draws and the negatives.
-        mode: one of :data:`MODES`.
-        batch_size: pairs per batch (= 1 positive and ``batch_size - 1`` candidates per row).
-        lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
-        embed_dim, image_channels, image_dim, downsample, text_encoder, text_dim: the
-            architecture (see :class:`~mmcourse.models.dual.DualEncoder`).
-        negatives, negative_weight: hard negatives per caption, and the weight of their loss.
         device: where to train (default: the CPU); the model comes back on the CPU.
-        progress, verbose: a progress bar and per-epoch lines (:class:`mmcourse.callbacks.PrintEpochs`).
+        progress, verbose: a progress bar and per-epoch lines
+            (:class:`mmcourse.callbacks.PrintEpochs`).
 
     Returns ``(model, history)``: the model on the CPU in eval mode, and the
-    :class:`~mmcourse.callbacks.History` with ``train_loss``, ``lr``, ``temperature`` (the learned
-    temperature after each epoch) and ``seconds`` (wall time since the call began).
+    :class:`~mmcourse.callbacks.History` with ``train_loss``, ``lr``, ``temperature`` (the
+    learned temperature after each epoch) and ``seconds`` (wall time since the call began).
     """
     start = time.perf_counter()
     check_dataset(train_data, "train_data")
     check_vocabulary(vocab)
     check_int(epochs, "epochs")
     check_int(seed, "seed", minimum=0)
-    check_choice(mode, "mode", MODES)
-    check_int(batch_size, "batch_size", minimum=2)
-    check_positive(lr, "lr")
-    check_nonnegative(weight_decay, "weight_decay")
-    model = new_dual_encoder(
-        len(vocab),
-        seed=seed,
-        embed_dim=embed_dim,
-        image_channels=image_channels,
-        image_dim=image_dim,
-        downsample=downsample,
-        text_encoder=text_encoder,
-        text_dim=text_dim,
-    )
-    check_int(negatives, "negatives", minimum=0)
-    check_nonnegative(negative_weight, "negative_weight")
+    if not isinstance(recipe, ContrastiveRecipe):
+        raise TypeError(f"recipe must be a ContrastiveRecipe(...), got {type(recipe).__name__}")
+    if model is None:
+        model = new_dual_encoder(len(vocab), seed=seed)
+    elif not isinstance(model, DualEncoder):
+        raise TypeError(
+            f"model must be a DualEncoder (new_dual_encoder), got {type(model).__name__}"
+        )
+    if model.vocab_size != len(vocab):
+        raise ValueError(
+            f"the model embeds {model.vocab_size} tokens but the vocabulary holds {len(vocab)}"
+        )
     layout = torch.stack([getattr(train_data.layout, f) for f in Layout.fields()], dim=2)
     tensors = (
         train_data.float_images(),  # (N, 1, 64, 64)
@@ -191,9 +200,10 @@ def train_dual_encoder(
         layout,  # (N, 3, 4): digit, size, thickness, slant of each slot
         description_ids(train_data),  # (N,)
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if negatives and negative_weight == 0:
-        negatives = 0  # nothing to gain from encoding them
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+    )
+    negatives = recipe.negatives if recipe.negative_weight else 0  # nothing to gain from 0
 
     def on_epoch_end(record: dict[str, float]) -> None:
         record["temperature"] = model.logit_scale.temperature
@@ -203,11 +213,15 @@ def train_dual_encoder(
     history = fit(
         model if device is None else model.to(device),
         tensors,
-        loss_fn=_contrastive_loss(mode, negative_weight),
+        loss_fn=_contrastive_loss(recipe.mode, recipe.negative_weight),
         optimizer=optimizer,
         epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[OneCycle(lr, pct_start=0.15), on_epoch_end, PrintEpochs(verbose, progress)],
+        batch_size=recipe.batch_size,
+        callbacks=[
+            OneCycle(recipe.lr, pct_start=0.15),
+            on_epoch_end,
+            PrintEpochs(verbose, progress),
+        ],
         loop=Loop(seed=seed, forward=forward),
     )
     return model.cpu().eval(), history
