@@ -591,7 +591,7 @@ def test_training_loss_of_each_mode(mode: str) -> None:
         contrastive = L.clip_loss(image, text, scale)
     else:
         contrastive = L.clip_loss_with_duplicates(image, text, scale, groups, mode=mode)
-    loss_fn = R.training._contrastive_loss(mode, negative_weight=0.5)
+    loss_fn = R.training.make_loss_fn(mode, negative_weight=0.5)
     hard = L.negative_caption_loss(image, text, wrong, scale)
     assert loss_fn((image, text, scale, wrong), groups).item() == pytest.approx(
         (contrastive + 0.5 * hard).item()
@@ -657,3 +657,14 @@ def test_errors(data: C.MNISTCaptions, vocab: Vocabulary) -> None:
         R.new_dual_encoder(len(vocab), text_encoder="rnn")
     with pytest.raises(ValueError, match="needs an even text_dim, got 33"):
         R.new_dual_encoder(len(vocab), text_dim=33)
+
+
+def test_the_training_pieces_reject_bad_settings(vocab) -> None:
+    with pytest.raises(ValueError, match=r"mode must be one of \('none', 'mask', 'soft'\)"):
+        R.training.make_loss_fn("hard", 1.0)
+    with pytest.raises(ValueError, match="negative_weight must be a finite number >= 0"):
+        R.training.make_loss_fn("mask", -1.0)
+    with pytest.raises(ValueError, match="negatives must be an int >= 0, got -1"):
+        R.training.make_forward(vocab, -1, torch.Generator())
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got int"):
+        R.training.make_forward(vocab, 1, 0)

@@ -26,7 +26,7 @@ from mmcourse.retrieval.descriptions import (
 from mmcourse.train import Loop, fit
 from mmcourse.vocab import PAD_ID, Vocabulary
 
-__all__ = ["ContrastiveRecipe", "MODES", "train_dual_encoder"]
+__all__ = ["ContrastiveRecipe", "MODES", "make_forward", "make_loss_fn", "train_dual_encoder"]
 
 
 MODES = ("none", "mask", "soft")
@@ -44,7 +44,7 @@ def _trim(ids: torch.Tensor) -> torch.Tensor:
     return ids[:, : int((ids != PAD_ID).sum(dim=1).max())]
 
 
-def _make_forward(
+def make_forward(
     vocab: Vocabulary, negatives: int, generator: torch.Generator
 ) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], tuple[Outputs, torch.Tensor]]:
     """``fit``'s forward for a batch ``(images, captions (B, 4, T), layout (B, 3, 4), groups)``.
@@ -53,6 +53,10 @@ def _make_forward(
     negatives of it (:func:`swap_digit_words`) encoded in the same call, and the description
     ids passed on as the "targets" of the loss.
     """
+    check_vocabulary(vocab)
+    check_int(negatives, "negatives", minimum=0)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
 
     def forward(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[Outputs, torch.Tensor]:
         images, captions, layout, groups = batch
@@ -71,11 +75,14 @@ def _make_forward(
     return forward
 
 
-def _contrastive_loss(
+def make_loss_fn(
     mode: str, negative_weight: float
 ) -> Callable[[Outputs, torch.Tensor], torch.Tensor]:
     """``loss_fn(outputs, groups)`` for ``fit``: plain CLIP or the duplicate-aware variant,
-    plus ``negative_weight`` times :func:`~mmcourse.losses.negative_caption_loss` when there are negatives."""
+    plus ``negative_weight`` times :func:`~mmcourse.losses.negative_caption_loss` when there
+    are negatives."""
+    check_choice(mode, "mode", MODES)
+    check_nonnegative(negative_weight, "negative_weight")
 
     def loss_fn(outputs: Outputs, groups: torch.Tensor) -> torch.Tensor:
         image_emb, text_emb, scale, *negative = outputs
@@ -209,11 +216,11 @@ def train_dual_encoder(
         record["temperature"] = model.logit_scale.temperature
         record["seconds"] = time.perf_counter() - start
 
-    forward = _make_forward(vocab, negatives, torch.Generator().manual_seed(seed))
+    forward = make_forward(vocab, negatives, torch.Generator().manual_seed(seed))
     history = fit(
         model if device is None else model.to(device),
         tensors,
-        loss_fn=_contrastive_loss(recipe.mode, recipe.negative_weight),
+        loss_fn=make_loss_fn(recipe.mode, recipe.negative_weight),
         optimizer=optimizer,
         epochs=epochs,
         batch_size=recipe.batch_size,
