@@ -57,7 +57,9 @@ def main() -> None:
     digits, labels = mnist.load_digits("train")
     test_digits, test_labels = mnist.load_digits("test")
     spaces = train_spaces(mnist.to_float(digits[:9000]), labels[:9000], epochs=1)
-    shared = SharedSpaceExplorer(spaces, mnist.to_float(test_digits), test_labels, test_digits)
+    shared = SharedSpaceExplorer(
+        spaces, mnist.to_float(test_digits), test_labels, test_digits, split="test"
+    )
     results["shared space (ch01)"] = moves(
         shared, {"temperature": shared.temperatures, "digit": [1, 50, 500, 1999]}
     )

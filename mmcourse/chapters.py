@@ -1,9 +1,19 @@
-"""The course's map: its chapters, what each is about, how long each takes, and a picture."""
+"""The course's map: its chapters, what each is about, how long each takes, and a picture.
+
+How long a chapter takes to *read* is computed from what it holds (:func:`reading_time`), as
+its run time is measured (``scripts/run_notebooks.py``); ``scripts/reading_times.py`` writes
+both numbers' reading half into every ``<!-- reading-time:NN -->`` marker, and a test keeps
+them equal.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
@@ -49,6 +59,58 @@ CHAPTERS = (
     ),
     Chapter(12, "12_deployment.ipynb", "Case study, step 6: deployment", "deployment"),
 )
+
+WORDS_PER_MINUTE = 150
+"""Technical prose with formulas, read with care: slower than the 200-250 words a minute of
+ordinary reading."""
+CODE_LINES_PER_MINUTE = 15
+"""Lines of code read and understood (blank lines and comment-only lines not counted)."""
+MINUTES_PER_EXERCISE = 10
+"""An exercise: read it, write a few lines, run the self-check, perhaps once more."""
+READING_MARKER = re.compile(r"<!-- reading-time:(\d\d) -->(.*?)<!-- /reading-time -->")
+"""Where a reading time is stated; the text between the tags is :func:`reading_phrase`."""
+
+
+def _is_solution(cell: dict) -> bool:
+    return "solution" in cell.get("metadata", {}).get("tags", [])
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def chapter_counts(path: str | Path) -> dict[str, int]:
+    """What a learner reads in the notebook at ``path``: the words of its Markdown (stated
+    reading times left out), its lines of code (blank and comment-only lines, and the worked
+    solutions, left out) and its exercises (one per worked solution)."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    text = " ".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    words = len(re.findall(r"[A-Za-z][A-Za-z'’-]*", READING_MARKER.sub(" ", text)))
+    code = [c for c in cells if c["cell_type"] == "code" and not _is_solution(c)]
+    lines = [line.strip() for c in code for line in _source(c).splitlines()]
+    return {
+        "words": words,
+        "code_lines": sum(1 for line in lines if line and not line.startswith("#")),
+        "exercises": sum(1 for c in cells if _is_solution(c)),
+    }
+
+
+def reading_time(path: str | Path) -> tuple[int, int]:
+    """``(reading, exercises)`` minutes for the notebook at ``path``: its words at
+    :data:`WORDS_PER_MINUTE` plus its code at :data:`CODE_LINES_PER_MINUTE`, rounded up to
+    5 minutes, and :data:`MINUTES_PER_EXERCISE` per exercise."""
+    counts = chapter_counts(path)
+    minutes = counts["words"] / WORDS_PER_MINUTE + counts["code_lines"] / CODE_LINES_PER_MINUTE
+    return 5 * max(1, math.ceil(minutes / 5)), MINUTES_PER_EXERCISE * counts["exercises"]
+
+
+def reading_phrase(path: str | Path) -> str:
+    """``about 45 minutes of reading and 30 of exercises`` (or only the reading)."""
+    reading, exercises = reading_time(path)
+    phrase = f"about {reading} minutes of reading"
+    return phrase + (f" and {exercises} of exercises" if exercises else "")
+
 
 RECIPE = ("data", "encoders", "joint layer", "loss", "training", "evaluation", "deployment")
 """The steps of building a multimodal system, in order (the article's six, its last one --

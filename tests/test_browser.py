@@ -57,13 +57,14 @@ EXPLORERS = {
 
 SETUP = {
     "01_concepts.ipynb": """
+import torch
 from mmcourse import config
 settings = config.setup(seed=0)
 from mmcourse.data import mnist
-digits, labels = mnist.load_digits("train")
-train_x, train_labels = mnist.to_float(digits[:2000]), labels[:2000]
-test_digits, test_labels = mnist.load_digits("test")
-test_x = mnist.to_float(test_digits)
+all_digits, labels = mnist.load_digits("train")
+train_x, train_labels = mnist.to_float(all_digits[:2000]), labels[:2000]
+val_index = torch.arange(2000, 2500)
+val_x, val_labels = mnist.to_float(all_digits[val_index]), labels[val_index]
 """,
     "06_fusion.ipynb": """
 from types import SimpleNamespace

@@ -184,7 +184,7 @@ def test_check_parameter_counts_by_formula() -> None:
     [
         (35 * 16, 4 * (16 * 32 + 32 * 32 + 32), "two bias vectors"),
         (35 * 16, 4 * (16 * 32 + 32 * 32), "biases"),
-        (35 * 16, 16 * 32 + 32 * 32 + 64, "four gates"),
+        (35 * 16, 16 * 32 + 32 * 32 + 64, "three gates (input, forget, output) and the candidate"),
         (35 * 16, 3 * (16 * 32 + 32 * 32 + 64), "GRU"),
         (35 * 16, 7, "W_ih"),
         (35 * 32, 4 * (16 * 32 + 32 * 32 + 64), "one row"),

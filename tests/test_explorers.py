@@ -80,8 +80,22 @@ def shared_space() -> SharedSpaceExplorer:
     spaces = train_spaces(images, labels[:600], temperatures=(0.1, 1.0), epochs=1)
     test_digits, test_labels = mnist.load_digits("test")
     return SharedSpaceExplorer(
-        spaces, mnist.to_float(test_digits[:200]), test_labels[:200], test_digits[:200]
+        spaces, mnist.to_float(test_digits[:200]), test_labels[:200], test_digits[:200], "test"
     )
+
+
+def test_shared_space_titles_name_the_split_it_was_given(
+    shared_space: SharedSpaceExplorer,
+) -> None:
+    figure = shared_space.draw(shared_space.temperatures[0], 3)
+    titles = [axis.get_title() for axis in figure.axes]
+    assert any("test accuracy" in t for t in titles) and any("test digit 3" in t for t in titles)
+    assert shared_space.controls()["digit"].description == "test digit"
+    with pytest.raises(ValueError, match=r"split must be one of \('validation', 'test'\)"):
+        SharedSpaceExplorer(
+            {1.0: joint.DigitWordSpace(dim=2)},
+            torch.zeros(2, 28, 28), torch.zeros(2), torch.zeros(2), split="val",
+        )  # fmt: skip
 
 
 def test_shared_space_probabilities_are_a_softmax_of_cosines_by_hand(

@@ -174,7 +174,7 @@ def check_parameter_counts(
     ``nn.LSTM(embed_dim, hidden_dim)``?
 
     A wrong count is described as too high or too low and, for the usual slips (one bias
-    per gate, no biases, one gate, a GRU's three gates, a bias on the embedding), named --
+    per block, no biases, one block, a GRU's three blocks, a bias on the embedding), named --
     never printed.
     """
     want_embedding, want_lstm = lstm_parameter_count(vocab_size, embed_dim, hidden_dim)
@@ -200,19 +200,25 @@ def check_parameter_counts(
             False, f"embedding_params {describe_miss(embedding_params, want_embedding)}; {hint}"
         )
     hints = {
-        4 * (e * h + h * h + h): "PyTorch keeps two bias vectors per gate, b_ih and b_hh",
-        4 * (e * h + h * h): "do not forget the biases (two per gate)",
+        4 * (e * h + h * h + h): "PyTorch keeps two bias vectors per block, b_ih and b_hh",
+        4 * (e * h + h * h): "do not forget the biases (two per block)",
         4 * (e * h + 2 * h): "the recurrent weights W_hh (4H x H) are missing",
         4 * (h * h + 2 * h): "the input weights W_ih (4H x E) are missing",
-        e * h + h * h + 2 * h: "an LSTM has four gates (input, forget, cell, output)",
-        3 * (e * h + h * h + 2 * h): "that is a GRU's count; an LSTM has four gates",
+        e * h + h * h + 2 * h: (
+            "an LSTM has four blocks of weights: three gates (input, forget, output) and the "
+            "candidate"
+        ),
+        3 * (e * h + h * h + 2 * h): (
+            "that is a GRU's count (two gates and a candidate); an LSTM has three gates and a "
+            "candidate"
+        ),
     }
     hints.pop(want_lstm, None)
     if lstm_params != want_lstm:
         hint = hints.get(
             lstm_params,
-            "for each of the four gates, count the input weights W_ih, the recurrent weights "
-            "W_hh and two biases, b_ih and b_hh",
+            "for each of the four blocks (three gates and the candidate), count the input "
+            "weights W_ih, the recurrent weights W_hh and two biases, b_ih and b_hh",
         )
         return CheckResult(False, f"lstm_params {describe_miss(lstm_params, want_lstm)}; {hint}")
     return CheckResult(

@@ -2,7 +2,7 @@
 
 The same tiny model (an MLP for digits, a table of word vectors, both into a plane) is trained
 once per temperature; the slider moves between the trained spaces, so the points move as the
-temperature changes. A second slider follows one test digit: the bars are the probabilities
+temperature changes. A second slider follows one digit: the bars are the probabilities
 ``softmax(cos(digit, word) / τ)`` that the loss turns its similarities into.
 """
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from mmcourse import joint, metrics, train
-from mmcourse._validate import check_int, check_positive
+from mmcourse._validate import check_choice, check_int, check_positive
 from mmcourse.explorers._base import Explorer
 
 TEMPERATURES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -61,14 +61,17 @@ class SharedSpaceExplorer(Explorer):
 
     Args:
         spaces: trained 2-D spaces by temperature (:func:`train_spaces`).
-        images: float test digits ``(N, 28, 28)``; ``labels`` their classes ``(N,)``.
+        images: float digits ``(N, 28, 28)``; ``labels`` their classes ``(N,)``.
         digits: the same digits as uint8 images, for the thumbnail.
+        split: what the digits are, for the titles: ``"validation"`` (the chapter compares
+            temperatures on validation digits, keeping the test digits for the end) or
+            ``"test"``.
     """
 
     title = "Shared-space explorer"
     sentence = (
         "a slider picks the temperature a 2-D space of digits and words was trained at, "
-        "another follows one test digit and its probabilities over the ten words."
+        "another follows one digit and its probabilities over the ten words."
     )
 
     def __init__(
@@ -77,6 +80,7 @@ class SharedSpaceExplorer(Explorer):
         images: torch.Tensor,
         labels: torch.Tensor,
         digits: torch.Tensor,
+        split: str = "validation",
     ) -> None:
         if not spaces or not all(isinstance(s, joint.DigitWordSpace) for s in spaces.values()):
             raise ValueError("spaces must map temperatures to trained DigitWordSpace models")
@@ -86,6 +90,7 @@ class SharedSpaceExplorer(Explorer):
             raise ValueError(f"labels must have shape ({len(images)},)")
         if not isinstance(digits, torch.Tensor) or digits.shape[0] != images.shape[0]:
             raise ValueError("digits must hold the same digits as images (uint8 thumbnails)")
+        self.split = check_choice(split, "split", ("validation", "test"))
         self.temperatures = sorted(spaces)
         self.labels, self.digits = labels, digits
         self.words = next(iter(spaces.values())).words
@@ -105,14 +110,14 @@ class SharedSpaceExplorer(Explorer):
                 continuous_update=False,
             ),
             "digit": widgets.IntSlider(
-                value=0, min=0, max=len(self.labels) - 1, description="test digit",
+                value=0, min=0, max=len(self.labels) - 1, description=f"{self.split} digit",
                 continuous_update=False,
             ),
         }  # fmt: skip
 
     def state(self, temperature: float, digit: int) -> dict[str, Any]:
         """What the picture shows: the points and words of the space trained at
-        ``temperature``, and test digit ``digit``'s probabilities over the words."""
+        ``temperature``, and digit ``digit``'s probabilities over the words."""
         if temperature not in self.points:
             raise ValueError(f"no space was trained at {temperature}; have {self.temperatures}")
         check_int(digit, "digit", minimum=0, maximum=len(self.labels) - 1)
@@ -132,7 +137,7 @@ class SharedSpaceExplorer(Explorer):
         space_axis, bars_axis = figure.subplots(1, 2, width_ratios=(1.15, 1))
         joint.plot_shared_space(
             state["points"], self.labels, state["words"], self.words, ax=space_axis,
-            title=f"trained at τ = {temperature:g}: test accuracy {state['accuracy']:.3f}",
+            title=f"trained at τ = {temperature:g}: {self.split} accuracy {state['accuracy']:.3f}",
         )  # fmt: skip
         x, y = state["points"][digit].tolist()
         space_axis.scatter([x], [y], s=160, facecolor="none", edgecolor="black", linewidth=2)
@@ -141,7 +146,7 @@ class SharedSpaceExplorer(Explorer):
         bars_axis.set_xlim(0, 1)
         bars_axis.invert_yaxis()
         bars_axis.set_xlabel(f"softmax(cos / {temperature:g}), the probabilities at τ")
-        bars_axis.set_title(f"test digit {digit} (a {self.words[state['label']]}, circled)")
+        bars_axis.set_title(f"{self.split} digit {digit} (a {self.words[state['label']]}, circled)")
         inset = bars_axis.inset_axes((0.72, 0.05, 0.25, 0.25))
         inset.imshow(self.digits[digit].numpy(), cmap="gray_r")
         inset.set_axis_off()
