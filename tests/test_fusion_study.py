@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmcourse import fusion_study
+from mmcourse.data.captions import digit_pool
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +16,20 @@ def tiny_study():
     return splits, backbone, fusion_study.VQAData.build(splits, backbone)
 
 
-def test_validation_canvases_are_split_off_the_training_canvases():
-    splits = fusion_study.make_splits(n_train=60, n_val=20, n_test=10)
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [60, 20, 10]
-    train_sources = {tuple(row) for row in splits["train"].source.tolist()}
-    val_sources = {tuple(row) for row in splits["val"].source.tolist()}
-    assert train_sources.isdisjoint(val_sources)  # no canvas in both
-    again = fusion_study.make_splits(n_train=60, n_val=20, n_test=10)
+def test_no_validation_or_test_digit_is_a_training_digit():
+    """Compared by their pixels: every digit drawn on a training canvas against every digit
+    drawn on a validation or test canvas (a digit appears on several canvases of a split)."""
+    splits = fusion_study.make_splits(n_train=300, n_val=100, n_test=100)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [300, 100, 100]
+
+    def digits_of(split: str) -> set[bytes]:
+        pool, _ = digit_pool(split)
+        source = splits[split].source
+        return {pool[i].numpy().tobytes() for i in source[source >= 0].tolist()}
+
+    train = digits_of("train")
+    assert train.isdisjoint(digits_of("val")) and train.isdisjoint(digits_of("test"))
+    again = fusion_study.make_splits(n_train=300, n_val=100, n_test=100)
     assert torch.equal(again["val"].images, splits["val"].images)
 
 
