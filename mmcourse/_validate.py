@@ -33,6 +33,7 @@ __all__ = [
     "Dims",
     "describe_tensor",
     "is_int",
+    "require",
     "warn_at_caller",
 ]
 
@@ -58,6 +59,19 @@ def is_int(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def require(ok: object, message: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error(message)`` unless ``ok``: one line for a check that no helper here
+    covers, e.g. ``require(d_model % 2 == 0, f"d_model must be even, got {d_model}")``.
+
+    >>> require(2 % 2 == 0, "d_model must be even, got 2")
+    >>> require(3 % 2 == 0, "d_model must be even, got 3")
+    Traceback (most recent call last):
+    ValueError: d_model must be even, got 3
+    """
+    if not ok:
+        raise error(message)
+
+
 def check_int(value: object, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
     """``value`` must be an int in ``minimum..maximum`` (no bound where one is None)."""
     if maximum is not None:
@@ -66,8 +80,7 @@ def check_int(value: object, name: str, minimum: int | None = 1, maximum: int | 
         want = "an int"
     else:
         want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-    if not is_int(value):
-        raise TypeError(f"{name} must be {want}, got {_got(value)}")
+    require(is_int(value), f"{name} must be {want}, got {_got(value)}", TypeError)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
@@ -96,32 +109,28 @@ def check_choice(value: object, name: str, choices: tuple) -> object:
 def _check_real(value: object, name: str, want: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be {want}, got {_got(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be {want}, got {value!r}")
+    require(math.isfinite(value), f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
 def check_nonnegative(value: object, name: str) -> float:
     """``value`` must be a finite number ``>= 0`` (NaN and inf are refused)."""
     want = "a finite number >= 0"
-    if _check_real(value, name, want) < 0:
-        raise ValueError(f"{name} must be {want}, got {value!r}")
+    require(_check_real(value, name, want) >= 0, f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
 def check_positive(value: object, name: str) -> float:
     """``value`` must be a finite number ``> 0``."""
     want = "a finite number > 0"
-    if not _check_real(value, name, want) > 0:
-        raise ValueError(f"{name} must be {want}, got {value!r}")
+    require(_check_real(value, name, want) > 0, f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
 def check_probability(value: object, name: str) -> float:
     """``value`` must be a number in ``[0, 1)``, e.g. a dropout probability."""
     want = "a number in [0, 1)"
-    if not 0 <= _check_real(value, name, want) < 1:
-        raise ValueError(f"{name} must be {want}, got {value!r}")
+    require(0 <= _check_real(value, name, want) < 1, f"{name} must be {want}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
@@ -307,6 +316,5 @@ def check_module(x: object, name: str = "model") -> torch.nn.Module:
 
 def check_callable(x: object, name: str) -> object:
     """``x`` must be callable, e.g. a loss function."""
-    if not callable(x):
-        raise TypeError(f"{name} must be callable, got {_got(x)}")
+    require(callable(x), f"{name} must be callable, got {_got(x)}", TypeError)
     return x

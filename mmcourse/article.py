@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmcourse._validate import check_no_nan
+from mmcourse._validate import check_no_nan, require
 from mmcourse.data.questions import ATTRIBUTE_CLASSES
 from mmcourse.models.image import ArticleCNN
 
@@ -418,8 +418,7 @@ def _check_slot_inputs(logits: torch.Tensor, truth: torch.Tensor, classes: tuple
         raise ValueError(
             f"truth must be (M, {logits.shape[1]}, {len(classes)}), got {tuple(truth.shape)}"
         )
-    if truth.dtype != torch.long:
-        raise ValueError(f"truth must hold class ids (torch.long), got {truth.dtype}")
+    require(truth.dtype == torch.long, f"truth must hold class ids (torch.long), got {truth.dtype}")
     high = torch.tensor(classes)
     if len(truth) and ((truth < 0).any() or (truth >= high).any()):
         raise ValueError(f"truth values must lie in 0..{[c - 1 for c in classes]} per attribute")

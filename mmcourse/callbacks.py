@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from mmcourse import utils
-from mmcourse._validate import check_callable, check_choice, check_int, check_nonnegative
+from mmcourse._validate import check_callable, check_choice, check_int, check_nonnegative, require
 from mmcourse.checkpoints import save_checkpoint
 
 MODES = ("min", "max")
@@ -276,8 +276,7 @@ class EarlyStopping(Callback):
     ) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a record key such as 'val_loss', got {monitor!r}")
-        if not monitor:
-            raise ValueError("monitor must be a record key such as 'val_loss', got ''")
+        require(monitor, "monitor must be a record key such as 'val_loss', got ''")
         self.monitor = monitor
         self.mode = check_choice(mode, "mode", MODES)
         self.patience = check_int(patience, "patience")
@@ -418,8 +417,7 @@ class OneCycle(LRScheduler):
     has to."""
 
     def __init__(self, max_lr: float, pct_start: float = 0.3) -> None:
-        if not 0 < pct_start < 1:
-            raise ValueError(f"pct_start must be between 0 and 1, got {pct_start!r}")
+        require(0 < pct_start < 1, f"pct_start must be between 0 and 1, got {pct_start!r}")
         self.max_lr, self.pct_start = max_lr, pct_start
         self.per, self.monitor, self.plateau = "step", None, False
 

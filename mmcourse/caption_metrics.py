@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmcourse._validate import check_int
+from mmcourse._validate import check_int, require
 from mmcourse.data.captions import (
     ATTRIBUTES,
     HOLDOUT,
@@ -125,8 +125,7 @@ def _check_truth(truth: object, name: str) -> Sequence[DigitDescription]:
 def _check_texts(texts: object, name: str = "texts") -> None:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(f"{name} must be a list of str, got {type(texts).__name__}")
-    if len(texts) == 0:
-        raise ValueError(f"{name} is empty; it must hold at least one caption")
+    require(len(texts) != 0, f"{name} is empty; it must hold at least one caption")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__} {text!r:.60}")
@@ -355,8 +354,7 @@ def attribute_confusion(
     >>> attribute_confusion(["a small seven on the left"], [truth], "thickness")
     [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
     """
-    if field not in ATTRIBUTES:
-        raise ValueError(f"field must be one of {tuple(ATTRIBUTES)}, got {field!r}")
+    require(field in ATTRIBUTES, f"field must be one of {tuple(ATTRIBUTES)}, got {field!r}")
     _check_texts(texts)
     _check_same_length(texts, truths, "texts", "truths")
     values = ATTRIBUTES[field]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mmcourse import portable
+from mmcourse._validate import require
 
 PROFILES = ("fast", "full")
 FAST_THREADS = 2
@@ -54,8 +55,7 @@ _current: Settings | None = None
 
 
 def _check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    require(profile in PROFILES, f"profile must be one of {PROFILES}, got {profile!r}")
     return profile
 
 

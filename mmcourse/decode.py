@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
-from mmcourse._validate import check_no_nan, is_int
+from mmcourse._validate import check_no_nan, is_int, require
 from mmcourse.modes import eval_mode
 from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -64,8 +64,7 @@ def select_state(state: Any, index: torch.Tensor) -> Any:
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
-        if state.dim() == 0:
-            raise ValueError("a state tensor needs a batch dimension, got a scalar")
+        require(state.dim() != 0, "a state tensor needs a batch dimension, got a scalar")
         return state.index_select(0, index.to(state.device))
     if dataclasses.is_dataclass(state) and not isinstance(state, type):
         changes = {
@@ -99,10 +98,8 @@ def _check_decode_args(
     _check_step_model(model)
     if not isinstance(images, torch.Tensor) or images.dim() < 1 or images.shape[0] < 1:
         raise ValueError("images must be a tensor holding a batch of at least one input")
-    if not is_int(max_len) or max_len < 1:
-        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-    if eos_id == pad_id:
-        raise ValueError(f"eos_id and pad_id must differ, both are {eos_id}")
+    require(is_int(max_len) and max_len >= 1, f"max_len must be a positive int, got {max_len!r}")
+    require(eos_id != pad_id, f"eos_id and pad_id must differ, both are {eos_id}")
 
 
 def _check_logits(logits: object, batch: int, eos_id: int, bos_id: int) -> int:

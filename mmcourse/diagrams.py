@@ -20,6 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from mmcourse._validate import require
+
 __all__ = [
     "COLOURS",
     "draw_graph",
@@ -48,10 +50,8 @@ Box = tuple[str, float, float, str]
 def _check_boxes(boxes: Sequence[Box], edges: Sequence[tuple[int, int]]) -> None:
     """Every box names a known kind; every edge joins two existing boxes."""
     for box in boxes:
-        if len(box) != 4:
-            raise ValueError(f"a box is (label, x, y, kind), got {box!r}")
-        if box[3] not in COLOURS:
-            raise ValueError(f"unknown box kind {box[3]!r}; use one of {sorted(COLOURS)}")
+        require(len(box) == 4, f"a box is (label, x, y, kind), got {box!r}")
+        require(box[3] in COLOURS, f"unknown box kind {box[3]!r}; use one of {sorted(COLOURS)}")
     for edge in edges:
         if len(edge) != 2 or not all(0 <= i < len(boxes) for i in edge):
             raise ValueError(f"edge {edge!r} must join two of the {len(boxes)} boxes by index")
@@ -209,8 +209,7 @@ def joint_weight_blocks(image_dim: int, text_dim: int, out_dim: int) -> Figure:
     for name, value in {"image_dim": image_dim, "text_dim": text_dim, "out_dim": out_dim}.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+        require(value >= 1, f"{name} must be at least 1, got {value}")
     total = image_dim + text_dim
     gap, width = max(total // 12, 2), max(total // 24, 2)
     figure, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")

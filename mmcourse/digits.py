@@ -39,6 +39,7 @@ from mmcourse._validate import (
     check_nonnegative,
     check_positive,
     check_tensor,
+    require,
 )
 from mmcourse.callbacks import History, OneCycle
 from mmcourse.data.mnist import to_float
@@ -129,16 +130,14 @@ def _as_labels(labels: torch.Tensor, n: int, name: str) -> torch.Tensor:
             f"{name} must be an int64 tensor of shape (N,), got {labels.dtype} "
             f"{tuple(labels.shape)}"
         )
-    if labels.shape[0] != n:
-        raise ValueError(f"{name} has {labels.shape[0]} labels for {n} images")
+    require(labels.shape[0] == n, f"{name} has {labels.shape[0]} labels for {n} images")
     return labels
 
 
 def _steps_per_epoch(n: int, batch_size: int, epochs: int, pct_start: float) -> int:
     """Whole batches in ``n`` images (the ragged last one is left out), checked against the
     one-cycle schedule's needs."""
-    if n < batch_size:
-        raise ValueError(f"need at least one full batch: {n} images < batch_size {batch_size}")
+    require(n >= batch_size, f"need at least one full batch: {n} images < batch_size {batch_size}")
     steps = n // batch_size
     if min(pct_start, 1 - pct_start) * epochs * steps < 2:
         raise ValueError(

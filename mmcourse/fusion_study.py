@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mmcourse._validate import check_int
+from mmcourse._validate import check_int, require
 from mmcourse.data import questions
 from mmcourse.data.captions import ANSWERS, MNISTCaptions, make_mnist_captions
 from mmcourse.data.mnist import REPO_DATA
@@ -143,8 +143,7 @@ class VQAData:
     def build(cls, splits: Mapping[str, MNISTCaptions], backbone: CanvasBackbone) -> VQAData:
         """Questions of ``splits`` (``"train"`` first: its vocabulary serves all) and the
         frozen ``backbone``'s regions of their canvases."""
-        if "train" not in splits:
-            raise ValueError(f"splits must include 'train', got {sorted(splits)}")
+        require("train" in splits, f"splits must include 'train', got {sorted(splits)}")
         train_qa = questions.make_vqa(splits["train"])
         qa = {
             name: train_qa if name == "train" else questions.make_vqa(data, vocab=train_qa.vocab)
@@ -202,8 +201,7 @@ def run_fusion(
 ) -> dict[str, float]:
     """Accuracy of fusion ``name`` on every evaluated split, for one seed (initial weights
     from ``torch.manual_seed(seed)``, batch order from ``seed``)."""
-    if name not in FUSIONS:
-        raise ValueError(f"unknown fusion {name!r}; choose from {sorted(FUSIONS)}")
+    require(name in FUSIONS, f"unknown fusion {name!r}; choose from {sorted(FUSIONS)}")
     torch.manual_seed(seed)
     model = build_vqa_model(FUSIONS[name](backbone), len(data.qa["train"].vocab), backbone)
     logits = train_and_predict(model, data, epochs, seed=seed, device=device)
@@ -216,8 +214,7 @@ def seed_summary(results: Mapping[str, Mapping[str, Mapping[str, float]]], split
     summary = {}
     for name, by_seed in results.items():
         values = torch.tensor([scores[split] for scores in by_seed.values()], dtype=torch.float64)
-        if len(values) < 2:
-            raise ValueError(f"{name!r} has {len(values)} seed(s); a spread needs at least 2")
+        require(len(values) >= 2, f"{name!r} has {len(values)} seed(s); a spread needs at least 2")
         summary[name] = (values.mean().item(), values.std().item(), len(values))
     return summary
 

@@ -36,10 +36,12 @@ from torch import Tensor, nn
 from mmcourse._validate import (
     Dims,
     check_float,
+    check_index_range,
     check_int,
     check_nonnegative,
     check_positive,
     is_int,
+    require,
 )
 from mmcourse.data.captions import NUMBER_WORDS
 from mmcourse.losses import clip_loss
@@ -146,8 +148,7 @@ class DigitWordSpace(nn.Module):
         """The ids ``(n,)`` of some words (a single word gives ``(1,)``)."""
         words = [words] if isinstance(words, str) else list(words)
         unknown = [w for w in words if w not in self.words]
-        if unknown:
-            raise ValueError(f"unknown word(s) {unknown}; this space knows {list(self.words)}")
+        require(not unknown, f"unknown word(s) {unknown}; this space knows {list(self.words)}")
         return torch.tensor([self.words.index(w) for w in words], dtype=torch.long)
 
     def encode_images(self, images: Tensor) -> Tensor:
@@ -259,13 +260,9 @@ class JointLinear(nn.Module):
         return self.text_proj(check_float(y, "text features", ("N", self.text_dim)))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        check_float(x, "image features", ("N", self.image_dim))
-        check_float(y, "text features", ("N", self.text_dim))
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"image and text features must have the same batch size, got {x.shape[0]} "
-                f"and {y.shape[0]}"
-            )
+        dims = Dims()
+        dims.float(x, "image features", f"N {self.image_dim}")
+        dims.float(y, "text features", f"N {self.text_dim}")
         z = self.project_image(x) + self.project_text(y)
         return z + self.bias if self.bias is not None else z
 
@@ -359,16 +356,10 @@ def squared_error_grad(z: Tensor, target: Tensor) -> Tensor:
 def softmax_cross_entropy_grad(z: Tensor, labels: Tensor) -> Tensor:
     """dL/dZ ``(B, k)`` for the mean softmax cross-entropy ``L = -1/B sum_b log softmax(Z_b)[y_b]``
     (what ``F.cross_entropy(z, labels)`` computes): ``(softmax(Z) - onehot(y)) / B``."""
-    check_float(z, "z", ("N", "D"))
-    if (
-        not isinstance(labels, Tensor)
-        or labels.dtype != torch.long
-        or labels.shape != (z.shape[0],)
-    ):
-        raise ValueError(f"labels must be a long tensor of shape ({z.shape[0]},)")
-    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < z.shape[1]:
-        raise ValueError(f"labels must lie in [0, {z.shape[1]}), got {labels.tolist()}")
-    onehot = F.one_hot(labels, z.shape[1]).to(z.dtype)
+    dims = Dims()
+    dims.float(z, "z", "N K")
+    check_index_range(dims.indices(labels, "labels", "N"), "labels", z.shape[1])
+    onehot = F.one_hot(labels.long(), z.shape[1]).to(z.dtype)
     return (z.softmax(dim=1) - onehot) / z.shape[0]
 
 
@@ -402,8 +393,7 @@ def make_toy_pairs(n: int = 60, n_concepts: int = 3, noise: float = 0.1, seed: i
     linear map per modality can bring them back together."""
     check_int(n, "n")
     check_int(n_concepts, "n_concepts")
-    if n_concepts > n:
-        raise ValueError(f"n_concepts must be at most n={n}, got {n_concepts}")
+    require(n_concepts <= n, f"n_concepts must be at most n={n}, got {n_concepts}")
     check_nonnegative(noise, "noise")
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % n_concepts
@@ -435,8 +425,7 @@ def pair_alignment_loss(
     dims.float(text_points, "text_points", "N D")  # they pair up row by row
     if kind == "squared":
         return (image_points - text_points).pow(2).sum(dim=1).mean()
-    if kind != "contrastive":
-        raise ValueError(f"kind must be 'contrastive' or 'squared', got {kind!r}")
+    require(kind == "contrastive", f"kind must be 'contrastive' or 'squared', got {kind!r}")
     check_positive(temperature, "temperature")
     return clip_loss(image_points, text_points, logit_scale=1.0 / temperature)
 
@@ -497,12 +486,11 @@ def plot_shared_space(
     ``(W, 2)`` as a labelled star with a ray from the origin in its direction. The words are
     drawn at their own direction but at the typical image radius, because cosine similarity
     only looks at directions."""
-    check_float(image_points, "image_points", ("N", 2))
-    check_float(word_points, "word_points", ("N", 2))
-    if len(words) != word_points.shape[0]:
-        raise ValueError(f"got {len(words)} words for {word_points.shape[0]} word points")
-    if not isinstance(labels, Tensor) or labels.shape != (image_points.shape[0],):
-        raise ValueError(f"labels must be a tensor of shape ({image_points.shape[0]},)")
+    dims = Dims()
+    dims.float(image_points, "image_points", "N 2")
+    dims.indices(labels, "labels", "N")
+    dims.float(word_points, "word_points", "W 2")
+    require(len(words) == dims["W"], f"got {len(words)} words for {dims['W']} word points")
     fig, ax = _axes(ax, (5.5, 5.5))
     points, word_points = image_points.detach().cpu(), word_points.detach().cpu()
     labels = labels.cpu()
@@ -535,12 +523,10 @@ def plot_pairs(
     """Image points ``(N, 2)`` as circles, text points ``(N, 2)`` as crosses, coloured by
     concept ``labels`` ``(N,)``, with a grey line joining each pair: short lines = aligned.
     ``unit_circle=True`` also draws the unit circle (for normalised points)."""
-    check_float(image_points, "image_points", ("N", 2))
-    check_float(text_points, "text_points", ("N", 2))
-    if text_points.shape[0] != image_points.shape[0]:
-        raise ValueError("image_points and text_points must have the same number of rows")
-    if not isinstance(labels, Tensor) or labels.shape != (image_points.shape[0],):
-        raise ValueError(f"labels must be a tensor of shape ({image_points.shape[0]},)")
+    dims = Dims()
+    dims.float(image_points, "image_points", "N 2")
+    dims.float(text_points, "text_points", "N 2")
+    dims.indices(labels, "labels", "N")
     fig, ax = _axes(ax, (4.5, 4.5))
     a, b = image_points.detach().cpu(), text_points.detach().cpu()
     for (x0, y0), (x1, y1) in zip(a.tolist(), b.tolist()):

@@ -35,6 +35,7 @@ from mmcourse._validate import (
     check_positive,
     check_probability,
     check_tensor,
+    require,
 )
 from mmcourse.data.questions import split_slot_logits
 from mmcourse.vocab import PAD_ID
@@ -94,8 +95,7 @@ def cross_entropy(
     if ignore_index is not None:
         check_int(ignore_index, "ignore_index", minimum=None)
     kept = target if ignore_index is None else target[target != ignore_index]
-    if kept.numel() == 0:
-        raise ValueError("no target to average over (N = 0, or every one is ignore_index)")
+    require(kept.numel() != 0, "no target to average over (N = 0, or every one is ignore_index)")
     check_index_range(kept, "target", logits.shape[1])
     return F.cross_entropy(
         logits,
@@ -288,8 +288,7 @@ def perplexity(loss: torch.Tensor | float) -> float:
         loss = loss.item()
     if isinstance(loss, bool) or not isinstance(loss, int | float):
         raise TypeError(f"loss must be a mean cross-entropy >= 0, got {type(loss).__name__}")
-    if not loss >= 0:
-        raise ValueError(f"loss must be a mean cross-entropy >= 0, got {loss!r}")
+    require(loss >= 0, f"loss must be a mean cross-entropy >= 0, got {loss!r}")
     return math.exp(loss) if loss < 709 else math.inf
 
 

@@ -32,6 +32,7 @@ from mmcourse._validate import (
     check_int,
     check_no_nan,
     check_tensor,
+    require,
 )
 from mmcourse.data.captions import QUESTION_TYPES
 from mmcourse.data.questions import VQAExamples, split_slot_logits
@@ -56,8 +57,7 @@ def _as_labels(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
 
 def _check_target(target: torch.Tensor, n: int) -> None:
     Dims().bind("N", n, "pred").indices(target, "target", "N")
-    if n == 0:
-        raise ValueError("pred and target are empty (N = 0); a metric needs at least one example")
+    require(n != 0, "pred and target are empty (N = 0); a metric needs at least one example")
 
 
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -167,8 +167,7 @@ def _averaged_classes(
     if labels is None:
         return ((cm.sum(dim=0) + cm.sum(dim=1)) > 0).nonzero().flatten()
     chosen = torch.as_tensor(labels if isinstance(labels, torch.Tensor) else list(labels))
-    if chosen.numel() == 0:
-        raise ValueError("labels is empty; name at least one class to average over")
+    require(chosen.numel() != 0, "labels is empty; name at least one class to average over")
     check_indices(chosen, "labels", ("K",))
     check_index_range(chosen, "labels", num_classes)
     return chosen.long()
@@ -430,8 +429,7 @@ def recall_at_k(
     """
     if isinstance(ks, int | str) or not isinstance(ks, Sequence):
         raise TypeError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
-    if len(ks) == 0:
-        raise ValueError(f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
+    require(len(ks) != 0, f"ks must be a non-empty sequence of ints, e.g. (1, 5, 10), got {ks!r}")
     ranks = retrieval_ranks(similarity, targets)
     for k in ks:
         check_int(k, "every k (at most the number of candidates)", maximum=similarity.shape[1])

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmcourse._validate import check_callable, check_int, check_module, check_tensor, warn_at_caller
+from mmcourse._validate import (
+    check_callable,
+    check_int,
+    check_module,
+    check_tensor,
+    require,
+    warn_at_caller,
+)
 from mmcourse.callbacks import Callback, FitState, History, as_callbacks
 from mmcourse.models.introspect import find_unregistered_modules
 from mmcourse.modes import eval_mode, frozen_parts, train_mode
@@ -301,8 +308,7 @@ def predict(
 
     The model's train/eval mode is restored afterwards.
     """
-    if not inputs:
-        raise ValueError("predict needs at least one input tensor, e.g. predict(model, x)")
+    require(inputs, "predict needs at least one input tensor, e.g. predict(model, x)")
     _check_tensors(inputs, "inputs")
     check_int(batch_size, "batch_size")
     device = _resolve_device(model, device)
@@ -315,8 +321,7 @@ def predict(
                     f"predict expects the model to return a tensor, got {type(out).__name__}"
                 )
             outputs.append(out.cpu())
-    if not outputs:
-        raise ValueError("predict got inputs with 0 rows")
+    require(outputs, "predict got inputs with 0 rows")
     return torch.cat(outputs)
 
 
@@ -361,8 +366,7 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
 
 def _check_data(data: tuple[Tensor, ...], name: str, forward: Forward | None) -> int:
     n = _check_tensors(data, name)
-    if n == 0:
-        raise ValueError(f"{name} is empty: its tensors have 0 rows")
+    require(n != 0, f"{name} is empty: its tensors have 0 rows")
     if forward is None and len(data) < 2:
         raise ValueError(
             f"{name} must hold inputs and targets, e.g. (images, labels), got {len(data)} "
@@ -406,12 +410,10 @@ def _check_tensors(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> int
             f"{name} must be a tuple of tensors such as (inputs, targets), "
             f"got {type(tensors).__name__}"
         )
-    if len(tensors) == 0:
-        raise ValueError(f"{name} is empty: expected at least one tensor, got ()")
+    require(len(tensors) != 0, f"{name} is empty: expected at least one tensor, got ()")
     for i, t in enumerate(tensors):
         check_tensor(t, f"{name}[{i}]")
-        if t.dim() == 0:
-            raise ValueError(f"{name}[{i}] is a 0-d tensor; expected a first (sample) dimension")
+        require(t.dim() != 0, f"{name}[{i}] is a 0-d tensor; expected a first (sample) dimension")
     lengths = [t.shape[0] for t in tensors]
     if len(set(lengths)) > 1:
         raise ValueError(

@@ -27,6 +27,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mmcourse._validate import require
+
 if TYPE_CHECKING:
     from mmcourse.callbacks import History
 
@@ -34,7 +36,6 @@ __all__ = [
     "pca_project",
     "plot_bars",
     "plot_confusion",
-    "plot_embeddings",
     "plot_history",
     "plot_scatter_labeled",
     "show_attention",
@@ -64,8 +65,7 @@ def _tensor(x: Any, name: str) -> torch.Tensor:
 def _floats(x: Any, name: str) -> np.ndarray:
     """``x`` as a float64 NumPy array."""
     t = _tensor(x, name)
-    if t.is_complex():
-        raise ValueError(f"{name} must hold real numbers, got {t.dtype}")
+    require(not t.is_complex(), f"{name} must hold real numbers, got {t.dtype}")
     return t.to(torch.float64).numpy()
 
 
@@ -149,8 +149,7 @@ def show_images(
             f"images must have shape (N, H, W), (N, 1, H, W) or (N, 3, H, W), got {tuple(x.shape)}"
         )
     n = x.shape[0]
-    if n == 0:
-        raise ValueError("images is empty: expected at least one image, got N = 0")
+    require(n != 0, "images is empty: expected at least one image, got N = 0")
     titles = _check_titles(titles, n)
     if x.dtype == torch.uint8:
         limits: tuple[float | None, float | None] = (0, 255)
@@ -184,8 +183,7 @@ def show_feature_maps(maps: Any, ncols: int = 8, title: str | None = None) -> Fi
             f"maps must have shape (C, H, W) for one image, got {tuple(x.shape)}; "
             "pass maps[0] for the first image of a batch"
         )
-    if x.shape[0] == 0:
-        raise ValueError("maps has no channels (C = 0)")
+    require(x.shape[0] != 0, "maps has no channels (C = 0)")
     x = x.to(torch.float32)
     fig, axes = _panels(x.shape[0], ncols, x.shape[1], x.shape[2], title_lines=1)
     for i, ax in enumerate(axes):
@@ -215,20 +213,16 @@ def show_attention(
     img = _tensor(image, "image")
     if img.dim() == 3 and img.shape[0] == 1:
         img = img[0]
-    if img.dim() != 2:
-        raise ValueError(f"image must have shape (H, W), got {tuple(img.shape)}")
+    require(img.dim() == 2, f"image must have shape (H, W), got {tuple(img.shape)}")
     att = _tensor(weights, "weights")
-    if att.dim() != 3:
-        raise ValueError(f"weights must have shape (T, h, w), got {tuple(att.shape)}")
-    if isinstance(tokens, str):
-        raise ValueError("tokens must be a list of strings, one per attention map")
+    require(att.dim() == 3, f"weights must have shape (T, h, w), got {tuple(att.shape)}")
+    require(not isinstance(tokens, str), "tokens must be a list of strings, one per attention map")
     if len(tokens) != att.shape[0]:
         raise ValueError(
             f"tokens must have one entry per attention map: weights has T = {att.shape[0]}, "
             f"tokens has {len(tokens)}"
         )
-    if att.shape[0] == 0:
-        raise ValueError("weights is empty: expected at least one attention map (T = 0)")
+    require(att.shape[0] != 0, "weights is empty: expected at least one attention map (T = 0)")
     height, width = img.shape
     up = F.interpolate(
         att.to(torch.float32)[None], size=(height, width), mode="bilinear", align_corners=False
@@ -274,11 +268,9 @@ def plot_history(
     available = [k for k in columns if k != "epoch"]
     if keys is DEFAULT_HISTORY_KEYS:
         keys = [k for k in keys if k in columns]
-        if not keys:
-            raise ValueError(f"history has neither 'train_loss' nor 'val_loss'; it has {available}")
+        require(keys, f"history has neither 'train_loss' nor 'val_loss'; it has {available}")
     missing = [k for k in keys if k not in columns]
-    if missing:
-        raise ValueError(f"history has no {missing}; it has {available}")
+    require(not missing, f"history has no {missing}; it has {available}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
     else:
@@ -321,12 +313,10 @@ def plot_confusion(
     m = _floats(cm, "cm")
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
         raise ValueError(f"cm must be a square (K, K) matrix, got shape {m.shape}")
-    if (m < 0).any() or not np.isfinite(m).all():
-        raise ValueError("cm must hold finite counts >= 0")
+    require(not (m < 0).any() and np.isfinite(m).all(), "cm must hold finite counts >= 0")
     k = m.shape[0]
     names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
-    if len(names) != k:
-        raise ValueError(f"class_names must have K = {k} entries, got {len(names)}")
+    require(len(names) == k, f"class_names must have K = {k} entries, got {len(names)}")
     if normalize:
         totals = m.sum(axis=1, keepdims=True)
         m = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
@@ -369,12 +359,10 @@ def pca_project(points: Any, dim: int = 2) -> torch.Tensor:
     sign is fixed so that its largest-magnitude coefficient is positive.
     """
     x = _tensor(points, "points")
-    if x.dim() != 2:
-        raise ValueError(f"points must have shape (N, D), got {tuple(x.shape)}")
+    require(x.dim() == 2, f"points must have shape (N, D), got {tuple(x.shape)}")
     if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= x.shape[1]:
         raise ValueError(f"dim must be an int from 1 to D = {x.shape[1]}, got {dim!r}")
-    if x.shape[0] < 2:
-        raise ValueError(f"PCA needs at least 2 points, got {x.shape[0]}")
+    require(x.shape[0] >= 2, f"PCA needs at least 2 points, got {x.shape[0]}")
     x = x.to(torch.float64)
     centred = x - x.mean(0)
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
@@ -384,72 +372,15 @@ def pca_project(points: Any, dim: int = 2) -> torch.Tensor:
     return centred @ (components * signs[:, None]).T
 
 
-def plot_embeddings(
-    points: Any,
-    labels: Any,
-    method: str = "pca",
-    title: str | None = None,
-    label_names: Sequence[str] | Mapping[Any, str] | None = None,
-) -> Figure:
-    """A 2-D scatter of embeddings coloured by label, with a legend.
-
-    Args:
-        points: ``(N, 2)`` or ``(N, D)`` vectors.
-        labels: ``(N,)`` class of each point (ints or strings).
-        method: ``"pca"`` (project to the first two principal components, see
-            :func:`pca_project`) or ``"none"`` (points must already be ``(N, 2)``).
-        label_names: legend text per label, a list indexed by int labels or a dict.
-    """
-    x = _tensor(points, "points")
-    if x.dim() != 2 or x.shape[1] < 2:
-        raise ValueError(f"points must have shape (N, D) with D >= 2, got {tuple(x.shape)}")
-    if method == "pca":
-        xy = pca_project(x, 2).numpy()
-        axis_names = ("PC 1", "PC 2")
-    elif method == "none":
-        if x.shape[1] != 2:
-            raise ValueError(
-                f"method='none' needs (N, 2) points, got {tuple(x.shape)}; use method='pca'"
-            )
-        xy = x.to(torch.float64).numpy()
-        axis_names = ("dim 1", "dim 2")
-    else:
-        raise ValueError(f"method must be 'pca' or 'none', got {method!r}")
-    labels_array = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
-    if labels_array.ndim != 1 or len(labels_array) != len(xy):
-        raise ValueError(f"labels must have shape (N,) = ({len(xy)},), got {labels_array.shape}")
-    classes = sorted(set(labels_array.tolist()))
-    palette = sns.color_palette("tab10" if len(classes) <= 10 else "husl", len(classes))
-    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
-    for color, value in zip(palette, classes):
-        mask = labels_array == value
-        if label_names is None:
-            name = str(value)
-        elif isinstance(label_names, Mapping):
-            name = str(label_names.get(value, value))
-        else:
-            name = str(label_names[int(value)])
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, alpha=0.8, color=color, label=name)
-    ax.set_xlabel(axis_names[0])
-    ax.set_ylabel(axis_names[1])
-    ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        ax.set_title(title)
-    return fig
-
-
 # ----------------------------------------------------------------------------- comparisons
 
 
 def _names_and_values(names: Sequence[str], values: Any, what: str) -> tuple[list[str], np.ndarray]:
-    if isinstance(names, str):
-        raise ValueError(f"{what}: names must be a list of strings, not one string")
+    require(not isinstance(names, str), f"{what}: names must be a list of strings, not one string")
     names = [str(n) for n in names]
     v = _floats(values, "values").reshape(-1) if len(names) else np.zeros(0)
-    if len(names) != len(v):
-        raise ValueError(f"{what}: got {len(names)} names but {len(v)} values")
-    if not names:
-        raise ValueError(f"{what}: nothing to plot (no names)")
+    require(len(names) == len(v), f"{what}: got {len(names)} names but {len(v)} values")
+    require(names, f"{what}: nothing to plot (no names)")
     return names, v
 
 
@@ -495,8 +426,7 @@ def plot_scatter_labeled(
     """Points with a text label each, e.g. accuracy against parameter count per model."""
     names, xs = _names_and_values(labels, x, "plot_scatter_labeled (x)")
     _, ys = _names_and_values(labels, y, "plot_scatter_labeled (y)")
-    if logx and (xs <= 0).any():
-        raise ValueError("logx=True needs every x > 0")
+    require(not logx or not (xs <= 0).any(), "logx=True needs every x > 0")
     fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     ax.scatter(xs, ys, s=25, color=sns.color_palette("tab10", 1)[0])
     for name, px, py in zip(names, xs, ys):

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from mmcourse._validate import require
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
@@ -36,8 +38,7 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("A small seven, on the LEFT?")
     ['a', 'small', 'seven', ',', 'on', 'the', 'left', '?']
     """
-    if not isinstance(text, str):
-        raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
+    require(isinstance(text, str), f"tokenize expects a str, got {type(text).__name__}")
     return _TOKEN.findall(text.lower())
 
 
@@ -58,8 +59,7 @@ class Vocabulary:
         tokens = list(tokens)
         if tuple(tokens[:4]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with the special tokens {SPECIALS}")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("a vocabulary's tokens must be unique")
+        require(len(set(tokens)) == len(tokens), "a vocabulary's tokens must be unique")
         self.itos: list[str] = tokens
         self.stoi: dict[str, int] = {token: i for i, token in enumerate(tokens)}
 
@@ -71,8 +71,7 @@ class Vocabulary:
                 "Vocabulary.build expects a list of texts, got a single str (it would build a "
                 "vocabulary of its characters); wrap it in a list: Vocabulary.build([text])"
             )
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        require(min_freq >= 1, f"min_freq must be at least 1, got {min_freq}")
         counts = Counter(token for text in texts for token in tokenize(text))
         words = sorted(
             (w for w, c in counts.items() if c >= min_freq and w not in SPECIALS),
@@ -176,8 +175,7 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: dict[str, list[str]]) -> Vocabulary:
         """Rebuild a vocabulary saved with :meth:`to_dict`."""
-        if "tokens" not in data:
-            raise ValueError("expected a dict with a 'tokens' list")
+        require("tokens" in data, "expected a dict with a 'tokens' list")
         return cls(data["tokens"])
 
 

@@ -158,9 +158,10 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="image_dim must be a positive int, got 0"):
         small(image_dim=0)
     model = small()
-    with pytest.raises(ValueError, match="same number of pairs"):
+    # an error names both arguments and the size they must share
+    with pytest.raises(ValueError, match=r"ids must .* shape \(B, T\) with B = 3 as in images"):
         model(torch.randn(3, 1, 64, 64), ids(2))
-    with pytest.raises(ValueError, match=r"\(N, embed_dim\)"):
+    with pytest.raises(ValueError, match=r"image_emb must be a float tensor of shape \(N, E\)"):
         DualEncoder.similarity(torch.randn(3), torch.randn(3, 4))
-    with pytest.raises(ValueError, match="same size"):
+    with pytest.raises(ValueError, match=r"text_emb .* \(M, E\) with E = 4 as in image_emb"):
         DualEncoder.similarity(torch.randn(3, 4), torch.randn(3, 5))

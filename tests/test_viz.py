@@ -214,37 +214,6 @@ def test_pca_rejects() -> None:
         viz.pca_project(torch.zeros(1, 3))
 
 
-def test_plot_embeddings_one_scatter_per_label() -> None:
-    points = torch.tensor(correlated_points())
-    labels = torch.arange(200) % 3
-    fig = viz.plot_embeddings(points, labels, label_names=["zero", "one", "two"], title="emb")
-    (ax,) = fig.axes
-    assert len(ax.collections) == 3
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zero", "one", "two"]
-    projected = viz.pca_project(points).numpy()
-    np.testing.assert_allclose(ax.collections[1].get_offsets(), projected[labels.numpy() == 1])
-    assert ax.get_xlabel() == "PC 1"
-
-    fig = viz.plot_embeddings(points[:, :2], ["cat", "dog"] * 100, method="none")
-    ax = fig.axes[0]
-    np.testing.assert_allclose(ax.collections[0].get_offsets(), points[::2, :2].numpy())
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cat", "dog"]
-
-
-@pytest.mark.parametrize(
-    ("points", "labels", "kwargs", "message"),
-    [
-        (torch.zeros(4, 3), [0, 1, 0, 1], {"method": "none"}, r"method='none' needs \(N, 2\)"),
-        (torch.zeros(4, 3), [0, 1, 0, 1], {"method": "tsne"}, "method must be 'pca' or 'none'"),
-        (torch.zeros(4, 3), [0, 1, 0], {}, r"labels must have shape \(N,\) = \(4,\), got \(3,\)"),
-        (torch.zeros(4, 1), [0, 1, 0, 1], {}, "D >= 2"),
-    ],
-)
-def test_plot_embeddings_rejects(points, labels, kwargs, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        viz.plot_embeddings(points, labels, **kwargs)
-
-
 # ----------------------------------------------------------------------------- comparisons
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from mmcourse._validate import check_int
+from mmcourse._validate import check_int, require
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.casestudy import recipe
 from mmcourse.results import load_results
@@ -40,8 +40,7 @@ def choose_beam_width(
 ) -> tuple[int, dict[int, float]]:
     """The width with the best exact match on ``data``'s validation canvases (the smallest on
     a tie), and the exact match of every width tried."""
-    if not widths:
-        raise ValueError("widths is empty: give at least one beam width")
+    require(widths, "widths is empty: give at least one beam width")
     for width in widths:
         check_int(width, "beam width")
     images, truth = data.images("val"), data.splits["val"]

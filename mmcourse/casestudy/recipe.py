@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_choice, check_int, check_positive
+from mmcourse._validate import check_choice, check_int, check_positive, require
 from mmcourse.callbacks import History, OneCycle, PrintEpochs
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
@@ -105,8 +105,7 @@ def build_data(
     names = ("train", "val", "test", "compositional")
     sizes = dict(sizes or {})
     unknown = set(sizes) - set(names)
-    if unknown:
-        raise ValueError(f"unknown splits {sorted(unknown)}; the splits are {names}")
+    require(not unknown, f"unknown splits {sorted(unknown)}; the splits are {names}")
     splits = {
         name: make_mnist_captions(name, n=sizes.get(name), seed=seed, profile=profile)
         for name in names
@@ -121,8 +120,7 @@ def build_data(
             w for split in splits.values() for cs in split.captions for c in cs for w in tokenize(c)
         }
         unknown = sorted(words - set(vocab.itos))
-        if unknown:
-            raise ValueError(f"vocab lacks words of the captions: {unknown[:5]}")
+        require(not unknown, f"vocab lacks words of the captions: {unknown[:5]}")
     captions = {name: encode_captions(data, vocab) for name, data in splits.items()}
     return CaseStudyData(splits, vocab, captions)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mmcourse import config
-from mmcourse._validate import check_choice
+from mmcourse._validate import check_choice, require
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 """The repository's ``data/`` folder (where the bundled subset lives)."""
@@ -177,8 +177,7 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
 
 def write_idx(tensor: torch.Tensor, path: str | os.PathLike) -> Path:
     """Write a uint8 tensor as a gzip-compressed IDX file, byte for byte reproducibly."""
-    if tensor.dtype != torch.uint8:
-        raise ValueError(f"write_idx expects a uint8 tensor, got {tensor.dtype}")
+    require(tensor.dtype == torch.uint8, f"write_idx expects a uint8 tensor, got {tensor.dtype}")
     path = Path(path)
     header = bytes([0, 0, 0x08, tensor.dim()]) + b"".join(
         int(d).to_bytes(4, "big") for d in tensor.shape
@@ -306,8 +305,7 @@ def to_float(
 ) -> torch.Tensor:
     """uint8 ``(N, H, W)`` images -> float ``(N, 1, H, W)``, scaled to [0, 1] and, by default,
     standardised as ``(x - mean) / std`` (MNIST's training statistics unless given)."""
-    if images.dtype != torch.uint8:
-        raise ValueError(f"to_float expects uint8 images, got {images.dtype}")
+    require(images.dtype == torch.uint8, f"to_float expects uint8 images, got {images.dtype}")
     if images.dim() != 3:
         raise ValueError(f"to_float expects images of shape (N, H, W), got {tuple(images.shape)}")
     out = images.unsqueeze(1).float().div_(255.0)

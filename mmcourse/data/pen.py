@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from skimage.morphology import skeletonize
 
-from mmcourse._validate import describe_tensor
+from mmcourse._validate import describe_tensor, require
 from mmcourse.data.shapes import (
     count_loops,
     count_pieces,
@@ -114,8 +114,7 @@ def _check_per_digit(value: object, name: str, shape: tuple[int, ...]) -> torch.
         raise ValueError(
             f"{name} must have shape {shape} (one per digit), got {tuple(value.shape)}"
         )
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} holds NaN or infinity")
+    require(torch.isfinite(value).all(), f"{name} holds NaN or infinity")
     return value.float()
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse._validate import Dims, check_no_nan
+from mmcourse._validate import Dims, check_no_nan, require
 from mmcourse.data.captions import ANSWERS, QUESTION_TYPES, MNISTCaptions
 from mmcourse.vocab import Vocabulary
 
@@ -39,18 +39,15 @@ PRIOR_KEYS = ("type", "question")
 def _check_data(data: object) -> MNISTCaptions:
     if not isinstance(data, MNISTCaptions):
         raise ValueError(f"expected an MNISTCaptions dataset, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError("the dataset holds no canvases")
+    require(len(data) != 0, "the dataset holds no canvases")
     return data
 
 
 def answer_ids(answers: Sequence[str]) -> torch.Tensor:
     """``(N,)`` long: the index of each answer in :data:`~mmcourse.data.captions.ANSWERS`."""
-    if isinstance(answers, str):
-        raise ValueError("answer_ids expects a list of answers, not one string")
+    require(not isinstance(answers, str), "answer_ids expects a list of answers, not one string")
     unknown = sorted({a for a in answers if a not in ANSWER_IDS})
-    if unknown:
-        raise ValueError(f"not in ANSWERS: {unknown[:5]}; answers are {ANSWERS[:8]}...")
+    require(not unknown, f"not in ANSWERS: {unknown[:5]}; answers are {ANSWERS[:8]}...")
     return torch.tensor([ANSWER_IDS[a] for a in answers], dtype=torch.long)
 
 
@@ -80,8 +77,7 @@ def _check_types(types: Iterable[str] | None) -> tuple[str, ...]:
 def build_question_vocab(data: MNISTCaptions | Sequence[MNISTCaptions]) -> Vocabulary:
     """The vocabulary of all questions of ``data`` (one dataset or several)."""
     datasets = [data] if isinstance(data, MNISTCaptions) else list(data)
-    if not datasets:
-        raise ValueError("build_question_vocab needs at least one dataset")
+    require(datasets, "build_question_vocab needs at least one dataset")
     texts = {q for d in datasets for qa in _check_data(d).qa for _, q, _ in qa}
     return Vocabulary.build(sorted(texts))
 
@@ -114,8 +110,7 @@ class VQAExamples:
     def select(self, index: torch.Tensor | Sequence[int]) -> VQAExamples:
         """The examples at ``index`` (canvas indices keep pointing into the same dataset)."""
         index = torch.as_tensor(index, dtype=torch.long)
-        if index.dim() != 1:
-            raise ValueError(f"index must be 1-D, got shape {tuple(index.shape)}")
+        require(index.dim() == 1, f"index must be 1-D, got shape {tuple(index.shape)}")
         if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
             raise ValueError(f"index out of range for {len(self)} examples")
         return VQAExamples(
@@ -171,8 +166,7 @@ def make_vqa(
                 texts.append(question)
                 answers.append(answer)
                 kinds.append(QUESTION_TYPES.index(kind))
-    if not texts:
-        raise ValueError(f"no question of types {list(keep)} in this dataset")
+    require(texts, f"no question of types {list(keep)} in this dataset")
     distinct = sorted(set(texts))  # the questions are templates: encode each text once
     ids, _ = vocab.encode_batch(distinct, max_len=max_len, add_bos_eos=False)
     row = {text: i for i, text in enumerate(distinct)}
@@ -194,8 +188,7 @@ def _majority(values: torch.Tensor) -> int:
 def answer_prior(train: VQAExamples, by: str = "type") -> dict[str, int]:
     """The majority answer (an index into ANSWERS) for each question type (``by="type"``)
     or for each distinct question text (``by="question"``)."""
-    if by not in PRIOR_KEYS:
-        raise ValueError(f"by must be one of {PRIOR_KEYS}, got {by!r}")
+    require(by in PRIOR_KEYS, f"by must be one of {PRIOR_KEYS}, got {by!r}")
     if not isinstance(train, VQAExamples) or len(train) == 0:
         raise ValueError("answer_prior needs a non-empty VQAExamples")
     keys = train.type_names() if by == "type" else train.texts

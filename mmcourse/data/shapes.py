@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from mmcourse._validate import describe_tensor, is_int
+from mmcourse._validate import describe_tensor, is_int, require
 
 __all__ = [
     "count_loops",
@@ -33,8 +33,7 @@ __all__ = [
 def image_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Centroid ``(M, 2)`` as (x, y), second central moments ``mu11`` and ``mu02`` of images
     ``(M, H, W)`` (pixel centres at integer coordinates; x right, y down)."""
-    if images.dim() != 3:
-        raise ValueError(f"image_moments expects (M, H, W), got {tuple(images.shape)}")
+    require(images.dim() == 3, f"image_moments expects (M, H, W), got {tuple(images.shape)}")
     images = images.float()
     height, width = images.shape[-2:]
     ys = torch.arange(height, dtype=torch.float32)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from mmcourse._validate import check_int, check_tensor
+from mmcourse._validate import check_int, check_tensor, require
 
 __all__ = ["validation_split"]
 
@@ -35,8 +35,7 @@ def validation_split(
         )
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise TypeError(f"fraction must be a number in (0, 1), got {type(fraction).__name__}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    require(0 < fraction < 1, f"fraction must be in (0, 1), got {fraction}")
     check_int(seed, "seed", minimum=0)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)

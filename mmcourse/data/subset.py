@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from mmcourse._validate import require
 from mmcourse.data import mnist
 
 TRAIN_PER_CLASS = 1000
@@ -20,10 +21,8 @@ SUBSET_SEED = 2016
 
 def balanced_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     """``per_class`` indices of each of the ten digits, drawn at random, then shuffled together."""
-    if labels.dim() != 1:
-        raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
-    if per_class < 1:
-        raise ValueError(f"per_class must be positive, got {per_class}")
+    require(labels.dim() == 1, f"labels must be 1-D, got shape {tuple(labels.shape)}")
+    require(per_class >= 1, f"per_class must be positive, got {per_class}")
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)
     chosen = []

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mmcourse._validate import require
 from mmcourse.data.captions import N_TEMPLATES, NUMBER_WORDS, SLOTS, MNISTCaptions
 from mmcourse.vocab import Vocabulary, tokenize
 
@@ -61,8 +62,7 @@ class TextTask:
 
     def __post_init__(self) -> None:
         n, classes = len(self.texts), len(self.class_names)
-        if not all(isinstance(text, str) for text in self.texts):
-            raise ValueError("texts must be a list of str")
+        require(all(isinstance(text, str) for text in self.texts), "texts must be a list of str")
         if self.canvas.shape != (n,):
             raise ValueError(f"canvas must have shape ({n},), got {tuple(self.canvas.shape)}")
         if self.multi_label:
@@ -157,8 +157,7 @@ def slot_digit_task(
 ) -> TextTask:
     """Single-label: the digit in ``slot`` (``"left"``, ``"middle"`` or ``"right"``), or
     :data:`NONE_CLASS` when that slot is empty; class names are :data:`SLOT_ANSWERS`."""
-    if slot not in SLOTS:
-        raise ValueError(f"slot must be one of {SLOTS}, got {slot!r}")
+    require(slot in SLOTS, f"slot must be one of {SLOTS}, got {slot!r}")
     texts, canvas = choose_captions(data, per_canvas, seed)
     digits = data.layout.digits[canvas, SLOTS.index(slot)]
     targets = torch.where(digits >= 0, digits, torch.full_like(digits, NONE_CLASS))
@@ -188,8 +187,7 @@ def order_blind_bound(data: MNISTCaptions, slot: str = "left") -> torch.Tensor:
     """
     if not isinstance(data, MNISTCaptions):
         raise ValueError(f"data must be an MNISTCaptions, got {type(data).__name__}")
-    if slot not in SLOTS:
-        raise ValueError(f"slot must be one of {SLOTS}, got {slot!r}")
+    require(slot in SLOTS, f"slot must be one of {SLOTS}, got {slot!r}")
     digits = data.layout.digits  # (N, 3)
     present = digits >= 0
     k = present.sum(dim=1).clamp_min(1)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
-from mmcourse._validate import check_int, check_module
+from mmcourse._validate import check_int, check_module, require
 from mmcourse.data.captions import CANVAS
 from mmcourse.decode import greedy_decode
 from mmcourse.models.captioner import CaptionerState
@@ -126,8 +126,7 @@ def export_module(
     check_module(module, "module")
     args = as_args(example_inputs)
     tensors = tensors_in(args)
-    if not tensors:
-        raise ValueError("example_inputs hold no tensor")
+    require(tensors, "example_inputs hold no tensor")
     dynamic_shapes = None
     if dynamic_batch:
         sizes = {tuple(t.shape[:1]) for t in tensors}
@@ -300,8 +299,7 @@ def export_text_tower(model: nn.Module, length: int = 48) -> ExportedTextTower:
     check_int(length, "length", minimum=2)
     tower = TextTower(model)
     tables = [m for m in model.text_encoder.modules() if isinstance(m, nn.Embedding)]
-    if not tables:
-        raise ValueError("model.text_encoder has no nn.Embedding to read its vocabulary size from")
+    require(tables, "model.text_encoder has no nn.Embedding to read its vocabulary size from")
     vocab_size = tables[0].num_embeddings
     example = torch.full((2, length), PAD_ID, dtype=torch.long)
     example[:, 0], example[0, 1], example[:, 2] = BOS_ID, EOS_ID, EOS_ID

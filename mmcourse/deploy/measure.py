@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.export import ExportedProgram
 
-from mmcourse._validate import check_int, check_module, check_nonnegative
+from mmcourse._validate import check_int, check_module, check_nonnegative, require
 from mmcourse.deploy.export import Inputs, as_args, tensors_in
 
 __all__ = ["compiled", "measure_latency", "measure_throughput", "model_size_bytes", "outputs_match"]
@@ -112,8 +112,7 @@ def measure_throughput(
     _check_timing(repeats, warmup)
     args = as_args(batch, "batch")
     tensors = tensors_in(args)
-    if not tensors or tensors[0].dim() == 0:
-        raise ValueError("batch must hold a tensor with a batch dimension")
+    require(tensors and tensors[0].dim() != 0, "batch must hold a tensor with a batch dimension")
     items = tensors[0].shape[0]
     for _ in range(warmup):
         fn(*args)

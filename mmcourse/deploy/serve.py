@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.export import ExportedProgram
 
-from mmcourse._validate import check_choice, check_int, check_module
+from mmcourse._validate import check_choice, check_int, check_module, require
 from mmcourse.data.captions import CANVAS, CANVAS_MEAN, CANVAS_STD
 from mmcourse.deploy.export import (
     export_captioner,
@@ -263,8 +263,7 @@ class SearchService:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         tokens = tokenize(query)
-        if not tokens:
-            raise ValueError("query is empty: describe the canvas in a few words")
+        require(tokens, "query is empty: describe the canvas in a few words")
         unknown = sorted({token for token in tokens if token not in self.vocab})
         if unknown and (self.unknown == "error" or len(unknown) == len(set(tokens))):
             known = ", ".join(self.vocab.itos[4:14])

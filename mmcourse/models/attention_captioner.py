@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmcourse._validate import check_same_batch
 from mmcourse.models.captioner import check_step_tokens
 from mmcourse.models.grid import check_decoder_args
 from mmcourse.models.text import check_ids
@@ -184,11 +185,7 @@ class AttentionCaptioner(nn.Module):
         """Teacher forcing: logits ``(B, T, V)`` and the attention ``(B, T, R)`` of each step."""
         check_ids(input_ids, self.vocab_size, "input_ids")
         state = self.init_state(images)
-        if input_ids.shape[0] != state.hidden.shape[0]:
-            raise ValueError(
-                f"images and input_ids must hold the same number of examples, got "
-                f"{state.hidden.shape[0]} and {input_ids.shape[0]}"
-            )
+        check_same_batch(state.hidden, input_ids, "images", "input_ids")
         words = self.dropout(self.embedding(input_ids))  # (B, T, E), all positions at once
         hiddens, contexts, weights = [], [], []
         for t in range(input_ids.shape[1]):  # only the recurrence needs a loop

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_probability
+from mmcourse._validate import check_int, check_probability, check_same_batch, require
 from mmcourse.models.image import CanvasEncoder
 from mmcourse.models.pooling import ImageVector
 from mmcourse.models.text import check_ids
@@ -140,8 +140,7 @@ class Captioner(nn.Module):
     ) -> None:
         super().__init__()
         rnns = {"gru": nn.GRU, "lstm": nn.LSTM}
-        if cell not in rnns:
-            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        require(cell in rnns, f"cell must be 'gru' or 'lstm', got {cell!r}")
         for name, value in [
             ("vocab_size", vocab_size),
             ("embed_dim", embed_dim),
@@ -204,11 +203,7 @@ class Captioner(nn.Module):
         (``caption[:, :-1]``, see :func:`teacher_forcing_pairs`) -> logits ``(B, T, V)``;
         ``logits[:, t]`` scores the token that follows ``input_ids[:, t]``."""
         check_ids(input_ids, self.vocab_size, "input_ids")
-        if input_ids.shape[0] != images.shape[0]:
-            raise ValueError(
-                f"images and input_ids must hold the same number of examples, got "
-                f"{images.shape[0]} and {input_ids.shape[0]}"
-            )
+        check_same_batch(images, input_ids, "images", "input_ids")
         logits, _ = self._decode(input_ids, self.init_state(images))
         return logits
 
@@ -218,11 +213,7 @@ class Captioner(nn.Module):
         (attention) use this as their ``forward``."""
         check_ids(input_ids, self.vocab_size, "input_ids")
         state = self.init_state(images)
-        if input_ids.shape[0] != state.hidden.shape[0]:
-            raise ValueError(
-                f"images and input_ids must hold the same number of examples, got "
-                f"{state.hidden.shape[0]} and {input_ids.shape[0]}"
-            )
+        check_same_batch(state.hidden, input_ids, "images", "input_ids")
         steps = []
         for t in range(input_ids.shape[1]):
             logits, state = self.step(input_ids[:, t], state)
@@ -241,8 +232,7 @@ class Captioner(nn.Module):
             embedded = torch.cat([embedded, image], dim=-1)
         hidden = state.hidden.transpose(0, 1).contiguous()  # (layers, B, H), as nn.RNN wants
         if self.cell == "lstm":
-            if state.cell is None:
-                raise ValueError("an LSTM captioner needs state.cell, got None")
+            require(state.cell is not None, "an LSTM captioner needs state.cell, got None")
             outputs, (hidden, cell) = self.rnn(
                 embedded, (hidden, state.cell.transpose(0, 1).contiguous())
             )

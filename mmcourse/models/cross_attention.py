@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int
+from mmcourse._validate import check_int, require
 from mmcourse.models.fusion import Fusion
 
 
@@ -80,8 +80,7 @@ class CrossAttentionFusion(Fusion):
                 raise ValueError(
                     f"mask must have shape {tuple(scores.shape)} (B, R), got {tuple(mask.shape)}"
                 )
-            if not mask.any(dim=1).all():
-                raise ValueError("every row of mask needs at least one True region")
+            require(mask.any(dim=1).all(), "every row of mask needs at least one True region")
             scores = scores.masked_fill(~mask, float("-inf"))
         return torch.softmax(scores, dim=1)
 

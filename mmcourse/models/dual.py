@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse._validate import check_choice, check_int, check_module, check_sizes
+from mmcourse._validate import Dims, check_choice, check_int, check_module, check_sizes
 from mmcourse.data.captions import CANVAS
 from mmcourse.losses import LearnableTemperature
 from mmcourse.models.image import CanvasEncoder
@@ -117,25 +117,17 @@ class DualEncoder(nn.Module):
         self, images: torch.Tensor, ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(image_emb (B, E), text_emb (B, E), logit_scale ())`` for ``B`` pairs."""
-        if isinstance(images, torch.Tensor) and isinstance(ids, torch.Tensor):
-            if images.shape[:1] != ids.shape[:1]:
-                raise ValueError(
-                    f"images and ids must hold the same number of pairs, got "
-                    f"{images.shape[0] if images.dim() else 0} and {ids.shape[0] if ids.dim() else 0}"
-                )
+        dims = Dims()
+        dims.float(images, "images", "B C H W")
+        dims.indices(ids, "ids", "B T")
         return self.encode_image(images), self.encode_text(ids), self.logit_scale()
 
     @staticmethod
     def similarity(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         """Cosine similarities ``(N_images, N_texts)`` of unit embeddings (``u @ v.T``)."""
-        for name, emb in (("image_emb", image_emb), ("text_emb", text_emb)):
-            if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
-                raise ValueError(f"{name} must be a (N, embed_dim) tensor")
-        if image_emb.shape[1] != text_emb.shape[1]:
-            raise ValueError(
-                f"embeddings must have the same size, got {image_emb.shape[1]} and "
-                f"{text_emb.shape[1]}"
-            )
+        dims = Dims()
+        dims.float(image_emb, "image_emb", "N E")
+        dims.float(text_emb, "text_emb", "M E")
         return image_emb @ text_emb.T
 
 

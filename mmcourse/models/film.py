@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmcourse._validate import check_float, check_int, check_same_batch, check_sizes
+from mmcourse._validate import check_float, check_int, check_same_batch, check_sizes, require
 from mmcourse.models.fusion import Fusion
 from mmcourse.models.image import coordinate_maps
 
@@ -111,8 +111,7 @@ class FiLMFusion(Fusion):
         self.check(regions, text)
         b, r, d = regions.shape
         h, w = self.grid_size
-        if r != h * w:
-            raise ValueError(f"expected {h}x{w} = {h * w} regions, got {r}")
+        require(r == h * w, f"expected {h}x{w} = {h * w} regions, got {r}")
         maps = regions.transpose(1, 2).reshape(b, d, h, w)
         x = torch.relu(self.stem(torch.cat([maps, coordinate_maps(b, h, w, maps.device)], 1)))
         for block in self.blocks:

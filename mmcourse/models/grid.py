@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmcourse._validate import check_float, check_int, check_probability
+from mmcourse._validate import check_float, check_int, check_probability, require
 from mmcourse.models.pooling import ImageVector
 
 __all__ = ["StoredGrid", "check_decoder_args", "check_grid_encoder", "swap_encoder"]
@@ -47,8 +47,7 @@ class StoredGrid(nn.Module):
         if grid is None:
             side = int(round(regions**0.5))
             grid = (side, side)
-        if grid[0] * grid[1] != regions:
-            raise ValueError(f"grid {grid} does not hold {regions} regions")
+        require(grid[0] * grid[1] == regions, f"grid {grid} does not hold {regions} regions")
         self.regions, self.out_dim, self.grid = regions, dim, (int(grid[0]), int(grid[1]))
 
     def grid_size(self, height: int = 64, width: int = 64) -> tuple[int, int]:
@@ -103,8 +102,7 @@ def swap_encoder(captioner: nn.Module, encoder: nn.Module) -> nn.Module:
     (``captioner.image_encoder.encoder``). Returns the captioner, changed in place.
     """
     holder = getattr(captioner, "image_encoder", None)
-    if holder is None:
-        raise ValueError(f"{type(captioner).__name__} has no image_encoder to replace")
+    require(holder is not None, f"{type(captioner).__name__} has no image_encoder to replace")
     attribute = "encoder" if isinstance(holder, ImageVector) else "image_encoder"
     holder = holder if attribute == "encoder" else captioner
     old = getattr(holder, attribute)

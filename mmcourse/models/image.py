@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_probability, check_sizes, check_tensor
+from mmcourse._validate import check_int, check_probability, check_sizes, check_tensor, require
 
 
 def check_images(x: torch.Tensor, channels: int, name: str = "images") -> None:
@@ -87,8 +87,7 @@ class ArticleCNN(nn.Module):
         """How many features an image of ``height`` x ``width`` becomes."""
         for _ in self.blocks:
             height, width = height // 2, width // 2
-        if height < 1 or width < 1:
-            raise ValueError("the image is too small for this many pooling blocks")
+        require(height >= 1 and width >= 1, "the image is too small for this many pooling blocks")
         return self.blocks[-1][0].out_channels * height * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

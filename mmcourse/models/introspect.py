@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmcourse._validate import check_int, check_module, check_tensor
+from mmcourse._validate import check_int, check_module, check_tensor, require
 
 
 def conv_output_size(
@@ -189,8 +189,7 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     ``output`` is the layer's output, batch dimension first.
     """
     check_tensor(output, "output", "(the layer's output, batch dimension first)")
-    if output.dim() < 1:
-        raise ValueError("output must be the layer's output tensor (batch dimension first)")
+    require(output.dim() >= 1, "output must be the layer's output tensor (batch dimension first)")
     if isinstance(module, nn.modules.conv._ConvNd):
         positions = math.prod(output.shape[2:])
         kernel = math.prod(module.kernel_size)
@@ -304,8 +303,7 @@ def capture_output(model: nn.Module, module_name: str, example: torch.Tensor) ->
     the first call's output is returned. The result is a copy, on the CPU.
     """
     calls = _run_with_hooks(model, example, [module_name], clone=True)
-    if not calls:
-        raise ValueError(f"module {module_name!r} did not run (or returned no tensor)")
+    require(calls, f"module {module_name!r} did not run (or returned no tensor)")
     return calls[0][3].cpu()
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse._validate import require
+
 POOLINGS = ("flatten", "mean")
 
 
@@ -41,8 +43,7 @@ class ImageVector(nn.Module):
         image_size: tuple[int, int] = (64, 64),
     ) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        require(pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {pooling!r}")
         for name in ("forward_grid", "grid_size"):
             if not callable(getattr(encoder, name, None)):
                 raise ValueError(

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mmcourse._validate import check_int, check_probability, check_tensor
+from mmcourse._validate import check_int, check_probability, check_tensor, require
 from mmcourse.vocab import PAD_ID
 
 
@@ -30,8 +30,7 @@ def check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
     """Raise a clear ``TypeError``/``ValueError`` unless ``ids`` is a LongTensor ``(B, T)`` of
     valid ids."""
     check_tensor(ids, name)
-    if ids.dim() != 2:
-        raise ValueError(f"{name} must have shape (B, T) (batch first), got {tuple(ids.shape)}")
+    require(ids.dim() == 2, f"{name} must have shape (B, T) (batch first), got {tuple(ids.shape)}")
     if ids.dtype != torch.long:
         raise ValueError(f"{name} must hold integer token ids (torch.long), got {ids.dtype}")
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
@@ -61,8 +60,7 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         check_int(d_model, "d_model")
         check_int(max_len, "max_len")
-        if d_model % 2:
-            raise ValueError(f"d_model must be even, got {d_model}")
+        require(not d_model % 2, f"d_model must be even, got {d_model}")
         position = torch.arange(max_len, dtype=torch.float32)[:, None]
         frequency = torch.exp(
             torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
@@ -132,8 +130,7 @@ class RNNTextEncoder(nn.Module):
     ) -> None:
         super().__init__()
         rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
-        if cell not in rnns:
-            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        require(cell in rnns, f"cell must be 'lstm' or 'gru', got {cell!r}")
         _check_vocab_size(vocab_size, pad_id)
         check_int(embed_dim, "embed_dim")
         check_int(hidden_dim, "hidden_dim")
@@ -243,8 +240,7 @@ class TransformerTextEncoder(nn.Module):
         check_int(dim_feedforward, "dim_feedforward")
         check_probability(dropout, "dropout")
         check_int(max_len, "max_len")
-        if d_model % nhead:
-            raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
+        require(not d_model % nhead, f"d_model ({d_model}) must be divisible by nhead ({nhead})")
         self.vocab_size, self.pad_id, self.out_dim = vocab_size, pad_id, d_model
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         # nn.Embedding starts from N(0, 1): times sqrt(d_model) the word vectors would be
@@ -298,8 +294,7 @@ def build_text_encoder(kind: str, vocab_size: int, dim: int = 64, **kwargs: obje
     ``"transformer"`` (:class:`TransformerTextEncoder` with ``d_model = dim``). Extra keyword
     arguments go to the encoder's constructor.
     """
-    if kind not in TEXT_ENCODERS:
-        raise ValueError(f"kind must be one of {TEXT_ENCODERS}, got {kind!r}")
+    require(kind in TEXT_ENCODERS, f"kind must be one of {TEXT_ENCODERS}, got {kind!r}")
     check_int(vocab_size, "vocab_size")
     check_int(dim, "dim")
     if kind == "bow":

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse._validate import check_same_batch
+from mmcourse._validate import check_same_batch, require
 from mmcourse.models.captioner import check_step_tokens
 from mmcourse.models.grid import check_decoder_args
 from mmcourse.models.text import check_ids
@@ -216,8 +216,7 @@ class TransformerCaptioner(nn.Module):
             hidden=hidden,
             max_len=max_len,
         )
-        if d_model % heads:
-            raise ValueError(f"d_model={d_model} must be a multiple of heads={heads}")
+        require(not d_model % heads, f"d_model={d_model} must be a multiple of heads={heads}")
         self.vocab_size, self.pad_id, self.max_len = vocab_size, pad_id, max_len
         self.image_encoder = image_encoder
         self.project = nn.Linear(region_dim, d_model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from mmcourse._validate import check_indices
+from mmcourse._validate import check_indices, require
 from mmcourse.data.captions import HOLDOUT, NUMBER_WORDS, SLOTS, Holdout, Layout, MNISTCaptions
 from mmcourse.vocab import Vocabulary
 
@@ -43,8 +43,7 @@ def description_ids(data: MNISTCaptions | Layout) -> torch.Tensor:
     for name, values in zip(Layout.fields()[1:], fields[1:]):
         check_indices(values, f"layout.{name}", tuple(fields[0].shape))
     n = len(fields[0])
-    if n == 0:
-        raise ValueError("the layout holds no canvas (N = 0)")
+    require(n != 0, "the layout holds no canvas (N = 0)")
     present = fields[0] >= 0
     # an empty slot is -1 in every field, whatever the attribute tensors hold there
     rows = torch.cat([torch.where(present, f.long(), -1) for f in fields], dim=1)  # (N, 12)
@@ -62,8 +61,7 @@ def check_dataset(data: object, name: str) -> MNISTCaptions:
             f"{name} must be an MNISTCaptions split (make_mnist_captions(...)), "
             f"got {type(data).__name__}"
         )
-    if len(data) == 0:
-        raise ValueError(f"{name} holds no canvas")
+    require(len(data) != 0, f"{name} holds no canvas")
     return data
 
 
@@ -93,8 +91,7 @@ def swap_one_digit(
     """
     check_indices(layout.digits, "layout.digits", ("N", len(SLOTS)))
     present = layout.digits >= 0
-    if not present.any(dim=1).all():
-        raise ValueError("every canvas needs at least one digit to swap")
+    require(present.any(dim=1).all(), "every canvas needs at least one digit to swap")
     n = len(layout)
     out = Layout(*(getattr(layout, f).clone() for f in Layout.fields()))
     rows = torch.arange(n)

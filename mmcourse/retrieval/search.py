@@ -17,6 +17,7 @@ from mmcourse._validate import (
     check_int,
     check_module,
     check_tensor,
+    require,
 )
 from mmcourse.data import mnist
 from mmcourse.data.captions import CANVAS_MEAN, CANVAS_STD, MNISTCaptions
@@ -88,8 +89,7 @@ def embed_gallery(model: nn.Module, images: torch.Tensor, batch_size: int = 512)
     check_encoder(model)
     check_int(batch_size, "batch_size")
     images = _as_float_canvases(images)
-    if len(images) == 0:
-        raise ValueError("images is empty (N = 0)")
+    require(len(images) != 0, "images is empty (N = 0)")
     return _embed(model, "encode_image", list(images.split(batch_size)))
 
 
@@ -114,8 +114,7 @@ Linear has no encode_image()
     check_int(batch_size, "batch_size")
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
-    if len(texts) == 0:
-        raise ValueError("texts is empty; give at least one caption")
+    require(len(texts) != 0, "texts is empty; give at least one caption")
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
         raise TypeError(f"texts must be a list of str; texts[{bad[0]}] is {texts[bad[0]]!r}")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse._validate import check_choice, check_indices, check_int, check_tensor
+from mmcourse._validate import check_choice, check_indices, check_int, check_tensor, require
 from mmcourse.data.captions import (
     CANVAS,
     CENTER_Y_RANGE,
@@ -195,8 +195,7 @@ def _check_prompts(prompts: object) -> Sequence[str]:
             f"prompts must be a list of templates such as 'a large {DIGIT_FIELD} in the middle', "
             f"got {type(prompts).__name__}"
         )
-    if len(prompts) == 0:
-        raise ValueError("prompts is empty; give at least one template")
+    require(len(prompts) != 0, "prompts is empty; give at least one template")
     for template in prompts:
         if not isinstance(template, str) or DIGIT_FIELD not in template:
             raise ValueError(
@@ -226,8 +225,7 @@ def zero_shot_weights(
 def _check_views(views: object) -> list[tuple[float, float]]:
     if isinstance(views, str) or not isinstance(views, Sequence):
         raise TypeError(f"views must be a list of centres (x, y), got {type(views).__name__}")
-    if len(views) == 0:
-        raise ValueError("views is empty; give at least one centre (x, y)")
+    require(len(views) != 0, "views is empty; give at least one centre (x, y)")
     return [_check_centre(view, "every view") for view in views]
 
 
@@ -277,8 +275,7 @@ def zero_shot_scores(
     scores = None
     for centre in centres:
         canvases = place_digits_on_canvas(digit_images, size=size, centre=centre)
-        if len(canvases) == 0:
-            raise ValueError("digit_images is empty (N = 0)")
+        require(len(canvases) != 0, "digit_images is empty (N = 0)")
         view = embed_gallery(model, canvases, batch_size) @ weights.T  # (N, 10)
         scores = view if scores is None else scores + view
     return scores / len(centres)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmcourse._validate import check_int, is_int
+from mmcourse._validate import check_int, is_int, require
 from mmcourse.data.captions.layout import (
     MAX_DIGITS,
     NUMBER_WORDS,
@@ -189,8 +189,7 @@ def parse_caption(text: str) -> list[DigitDescription]:
             )
         )
     slots = [d.slot for d in found]
-    if len(set(slots)) != len(slots):
-        raise ValueError(f"two digits share a slot in {text!r}")
+    require(len(set(slots)) == len(slots), f"two digits share a slot in {text!r}")
     if count is not None and count != len(found):
         raise ValueError(f"{text!r} counts {count} digit(s) but describes {len(found)}")
     return sorted(found, key=lambda d: SLOTS.index(d.slot))

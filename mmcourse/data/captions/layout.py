@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmcourse._validate import check_choice, check_int, is_int
+from mmcourse._validate import check_choice, check_int, is_int, require
 
 __all__ = [
     "ATTRIBUTES",
@@ -102,8 +102,7 @@ class Holdout:
                     f"{value!r} is not a value of {attribute}: {ATTRIBUTES[attribute]}"
                 )
         for a, b in self.digit_pairs:
-            if not (0 <= a <= 9 and 0 <= b <= 9) or a == b:
-                raise ValueError(f"bad held-out digit pair {(a, b)}")
+            require((0 <= a <= 9 and 0 <= b <= 9) and a != b, f"bad held-out digit pair {(a, b)}")
 
     def describe(self) -> list[str]:
         """The held-out combinations in words."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 import torch
 
-from mmcourse._validate import describe_tensor
+from mmcourse._validate import describe_tensor, require
 from mmcourse.data.pen import (
     WINDOW,
     draw_legibly,
@@ -134,8 +134,7 @@ def compose(
         if not value.is_floating_point() or tuple(value.shape) != shape:
             raise ValueError(f"{name} must be float {shape}, got {describe_tensor(value)}")
     on_canvas = (centers[present] >= 0) & (centers[present] <= CANVAS - 1)
-    if not on_canvas.all():
-        raise ValueError(f"every digit's centre must lie on the canvas, 0..{CANVAS - 1} pixels")
+    require(on_canvas.all(), f"every digit's centre must lie on the canvas, 0..{CANVAS - 1} pixels")
     windows, corner = draw_with_pen(
         digits[present], *_placement(layout, present, centers, pen_width)
     )
