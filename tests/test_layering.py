@@ -31,6 +31,7 @@ LAYERS = {
         "retrieval.*",
         "deploy.*",
         "casestudy.*",
+        "robust.*",
     ],
     6: ["checks.*", "explorers.*"],
 }
