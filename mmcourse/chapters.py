@@ -58,6 +58,7 @@ CHAPTERS = (
         "loss + evaluation",
     ),
     Chapter(12, "12_deployment.ipynb", "Case study, step 6: deployment", "deployment"),
+    Chapter(13, "13_robustness.ipynb", "Robust multimodal models", "evaluation"),
 )
 
 WORDS_PER_MINUTE = 150

@@ -4,6 +4,7 @@ gradients of one, and a one-dimensional optimiser for the temperature."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -177,6 +178,7 @@ def test_plot_reliability_draws_the_bins_and_names_the_ece() -> None:
     fig = robust.plot_reliability(bins, title="toy")
     assert fig.axes[0].get_title() == f"toy: ECE {bins.ece:.3f}"
     assert len(fig.axes[0].patches) == 2 * int((bins.count > 0).sum())
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------ attacks
@@ -292,5 +294,7 @@ def test_rank_correlation_is_spearmans_of_the_absolute_values() -> None:
     b = a + 0.8 * b
     reference = scipy.stats.spearmanr(a.abs().flatten(), b.abs().flatten()).statistic
     assert robust.rank_correlation(a, b) == pytest.approx(reference, abs=1e-12)
+    signed = scipy.stats.spearmanr(a.flatten(), b.flatten()).statistic
+    assert robust.rank_correlation(a, b, absolute=False) == pytest.approx(signed, abs=1e-12)
     with pytest.raises(ValueError, match="a and b must have one shape"):
         robust.rank_correlation(a, b[:3])

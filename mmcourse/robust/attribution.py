@@ -83,16 +83,18 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     return copied
 
 
-def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman's rank correlation of ``|a|`` and ``|b|`` (two maps of the same shape): 1 when
-    they order the pixels alike, about 0 when unrelated. Ties share their mean rank."""
+def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -> float:
+    """Spearman's rank correlation of ``|a|`` and ``|b|`` (of ``a`` and ``b`` themselves when
+    not ``absolute``), two maps of the same shape: 1 when they order the pixels alike, about 0
+    when unrelated. Ties share their mean rank."""
     check_tensor(a, "a")
     check_tensor(b, "b")
     require(
         a.shape == b.shape,
         f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}",
     )
-    ra, rb = average_ranks(a.detach().abs().flatten()), average_ranks(b.detach().abs().flatten())
+    a, b = (a.abs(), b.abs()) if absolute else (a, b)
+    ra, rb = average_ranks(a.detach().flatten()), average_ranks(b.detach().flatten())
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = (ra.norm() * rb.norm()).item()
     require(denominator > 0, "a map is constant: its ranks carry no order to correlate")
