@@ -24,9 +24,14 @@ function the notebooks trained. This module walks that step:
    (sentence -> the most similar canvases of a stored gallery) validate every request and
    give a clear ``ValueError`` for a bad one, as a web handler wants.
 
+6. **Notice trouble** (:mod:`~mmcourse.deploy.monitor`): confidence scores, and a
+   :class:`DriftMonitor` that compares windows of live scores with the training distribution.
+7. **Prune** (:mod:`~mmcourse.deploy.prune`): unstructured and structured magnitude pruning.
+
 The steps live in :mod:`~mmcourse.deploy.export`, :mod:`~mmcourse.deploy.measure`,
-:mod:`~mmcourse.deploy.quantize` and :mod:`~mmcourse.deploy.serve`; everything is also
-importable from here (``deploy.export_captioner``).
+:mod:`~mmcourse.deploy.quantize`, :mod:`~mmcourse.deploy.serve`, :mod:`~mmcourse.deploy.monitor`
+and :mod:`~mmcourse.deploy.prune`; everything is also importable from here
+(``deploy.export_captioner``).
 """
 
 from mmcourse.deploy.export import (
@@ -51,6 +56,13 @@ from mmcourse.deploy.measure import (
     model_size_bytes,
     outputs_match,
 )
+from mmcourse.deploy.monitor import (
+    DriftMonitor,
+    ks_statistic,
+    max_softmax_confidence,
+    mean_log_probability,
+)
+from mmcourse.deploy.prune import prunable_layers, prune_weights, sparsity
 from mmcourse.deploy.quantize import QUANT_MODES, int8_layers, quantize_int8
 from mmcourse.deploy.serve import UNKNOWN_WORDS, CaptionService, SearchService, prepare_canvases
 
@@ -58,6 +70,7 @@ __all__ = [
     "CaptionEncoder",
     "CaptionService",
     "CaptionStep",
+    "DriftMonitor",
     "ExportedCaptioner",
     "ExportedTextTower",
     "ImageTower",
@@ -72,12 +85,18 @@ __all__ = [
     "export_text_tower",
     "greedy_caption_exported",
     "int8_layers",
+    "ks_statistic",
     "load_exported",
+    "max_softmax_confidence",
+    "mean_log_probability",
     "measure_latency",
     "measure_throughput",
     "model_size_bytes",
     "outputs_match",
     "prepare_canvases",
+    "prunable_layers",
+    "prune_weights",
     "quantize_int8",
     "save_exported",
+    "sparsity",
 ]
