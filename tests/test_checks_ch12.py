@@ -191,3 +191,40 @@ def test_speedup_rejects_bad_inputs() -> None:
     assert "positive" in ch12.check_speedup(LATENCY_MS, -1.0, 2.0).message
     assert "latency_ms" in ch12.check_speedup("0.8", RATE, 2.0).message
     assert "still None" in ch12.check_speedup(LATENCY_MS, RATE, None).message
+
+
+# ----------------------------------------------------------------------------- AUROC
+ORDINARY = torch.tensor([3.0, 2.0, 1.0])
+UNUSUAL = torch.tensor([2.0, 0.0])
+# worked by hand: of the 6 pairs the ordinary score is higher in 4, tied in 1 (2 vs 2),
+# lower in 1 (1 vs 2): AUROC = 4/6 + 1/12 = 0.75
+
+
+def test_auroc_accepts_the_pair_count_and_agrees_with_scikit_learn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(3), np.zeros(2)]
+    assert roc_auc_score(labels, np.r_[ORDINARY.numpy(), UNUSUAL.numpy()]) == 0.75
+    result = ch12.check_auroc(ORDINARY, UNUSUAL, 0.75)
+    assert result and "0.7500" in result.message and "far from" in result.message
+    assert ch12.check_auroc(ORDINARY, UNUSUAL, torch.tensor(0.75))
+    assert "well" in ch12.check_auroc(torch.tensor([5.0, 6.0]), UNUSUAL, 1.0).message
+
+
+def test_auroc_names_the_usual_slips() -> None:
+    for guess, hint in (
+        (0.25, "swapped"),
+        (4 / 6, "one half each"),
+        (5 / 6, "not a win"),
+        (0.6, "too low"),
+        (1.5, "between 0 and 1"),
+    ):
+        result = ch12.check_auroc(ORDINARY, UNUSUAL, guess)
+        assert hint in result.message, (hint, result)
+        assert_hides(result, 0.75)
+
+
+def test_auroc_rejects_bad_inputs() -> None:
+    assert "1-D tensor" in ch12.check_auroc([3.0, 1.0], UNUSUAL, 0.5).message
+    assert "1-D tensor" in ch12.check_auroc(ORDINARY, torch.tensor([]), 0.5).message
+    assert "still None" in ch12.check_auroc(ORDINARY, UNUSUAL, None).message

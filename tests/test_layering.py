@@ -32,6 +32,7 @@ LAYERS = {
         "deploy.*",
         "casestudy.*",
         "robust.*",
+        "fewlabels.*",
     ],
     6: ["checks.*", "explorers.*"],
 }

@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PROJECT = "mmcourse"
 # Learner dependencies no notebook imports by name, and why the course still installs them.
-USED_INDIRECTLY = {"ipywidgets": "tqdm.auto draws its progress bars as Jupyter widgets"}
+USED_INDIRECTLY = {
+    "ipywidgets": "tqdm.auto draws its progress bars as Jupyter widgets",
+    "onnx": "torch.onnx.export builds and saves its graph with it (mmcourse.deploy.onnx_runtime)",
+    "onnxscript": "torch.onnx.export(dynamo=True) translates ATen operations with it",
+}
 
 
 def normalize(name: str) -> str:

@@ -265,3 +265,61 @@ def check_speedup(latency_ms: object, items_per_second: object, value: object) -
     elif hint is None:
         hint = "time per canvas alone (latency) / time per canvas in the batch (1000 / rate ms)"
     return CheckResult(False, f"your speed-up {describe_miss(got, expected)}; {hint}")
+
+
+# ----------------------------------------------------------------------------- AUROC
+AUROC_ATOL = 1e-6
+"""Absolute tolerance of :func:`check_auroc` (float rounding of a mean over many pairs)."""
+
+
+def _pair_counts(ordinary: torch.Tensor, unusual: torch.Tensor) -> tuple[float, float, float]:
+    """Over every (ordinary, unusual) pair: the share where the ordinary request scores
+    higher, the share of ties, and the share where it scores lower -- counted pair by pair."""
+    a = ordinary.detach().double().reshape(-1, 1)
+    b = unusual.detach().double().reshape(1, -1)
+    return (
+        float((a > b).double().mean()),
+        float((a == b).double().mean()),
+        float((a < b).double().mean()),
+    )
+
+
+def check_auroc(ordinary: object, unusual: object, value: object) -> CheckResult:
+    """Is ``value`` the AUROC of a confidence score that should be higher on ``ordinary``
+    requests than on ``unusual`` ones: the probability that a random ordinary request scores
+    higher than a random unusual one, a tie counting one half?
+
+    Computed here pair by pair, not with ranks or :func:`mmcourse.robust.auroc`. A wrong value
+    is described as too high or too low and, for the usual slips (the two sets swapped, ties
+    counted as wins or as losses), named.
+    """
+    tensors = []
+    for name, scores in (("ordinary", ordinary), ("unusual", unusual)):
+        if not isinstance(scores, torch.Tensor) or scores.dim() != 1 or len(scores) == 0:
+            return CheckResult(False, f"{name} should be a 1-D tensor of scores, one per request")
+        tensors.append(scores)
+    got = as_number("your AUROC", value)
+    if isinstance(got, CheckResult):
+        return got
+    higher, tied, lower = _pair_counts(*tensors)
+    expected = higher + tied / 2
+    if abs(got - expected) <= AUROC_ATOL:
+        verdict = "it tells the two apart well" if expected >= 0.9 else "far from a clean split"
+        return CheckResult(True, f"AUROC {got:.4f}: {verdict} (0.5 is a coin toss, 1 perfect)")
+    if not 0 <= got <= 1:
+        return CheckResult(False, "an AUROC is a probability: it lies between 0 and 1")
+    mistakes = [
+        (
+            lower + tied / 2,
+            "the sets are swapped: count the pairs where the *ordinary* request "
+            "scores higher, since the score is a confidence",
+        ),
+        (higher, "ties count one half each: they are pairs the score cannot order"),
+        (higher + tied, "a tie is not a win: count it as one half"),
+    ]
+    hint = known_mistake(got, expected, mistakes, tol=AUROC_ATOL)
+    hint = (
+        hint
+        or "compare every ordinary score with every unusual one: (a > b) + (a == b) / 2, averaged"
+    )
+    return CheckResult(False, f"your AUROC {describe_miss(got, expected)}; {hint}")

@@ -27,13 +27,24 @@ function the notebooks trained. This module walks that step:
 6. **Notice trouble** (:mod:`~mmcourse.deploy.monitor`): confidence scores, and a
    :class:`DriftMonitor` that compares windows of live scores with the training distribution.
 7. **Prune** (:mod:`~mmcourse.deploy.prune`): unstructured and structured magnitude pruning.
+8. **Say "I do not know"** (:mod:`~mmcourse.deploy.confidence`, :mod:`~mmcourse.deploy.ood`):
+   a caption's confidence and its agreement with the image, a gate calibrated on validation
+   that flags unusual requests, and the unusual canvases to test it on.
+9. **ONNX** (:mod:`~mmcourse.deploy.onnx_runtime`): the exported programs saved as ONNX and
+   run with ONNX Runtime.
 
 The steps live in :mod:`~mmcourse.deploy.export`, :mod:`~mmcourse.deploy.measure`,
 :mod:`~mmcourse.deploy.quantize`, :mod:`~mmcourse.deploy.serve`, :mod:`~mmcourse.deploy.monitor`
-and :mod:`~mmcourse.deploy.prune`; everything is also importable from here
+:mod:`~mmcourse.deploy.prune`, :mod:`~mmcourse.deploy.confidence`, :mod:`~mmcourse.deploy.ood`
+and :mod:`~mmcourse.deploy.onnx_runtime`; everything is also importable from here
 (``deploy.export_captioner``).
 """
 
+from mmcourse.deploy.confidence import (
+    ConfidenceGate,
+    caption_agreement,
+    caption_with_confidence,
+)
 from mmcourse.deploy.export import (
     CaptionEncoder,
     CaptionStep,
@@ -62,7 +73,9 @@ from mmcourse.deploy.monitor import (
     max_softmax_confidence,
     mean_log_probability,
 )
-from mmcourse.deploy.prune import prunable_layers, prune_weights, sparsity
+from mmcourse.deploy.onnx_runtime import OnnxCaptioner, OnnxProgram, save_onnx
+from mmcourse.deploy.ood import LETTERS, OVERSIZE, UNUSUAL_KINDS, letter_glyphs, unusual_canvases
+from mmcourse.deploy.prune import compressed_size_bytes, prunable_layers, prune_weights, sparsity
 from mmcourse.deploy.quantize import QUANT_MODES, int8_layers, quantize_int8
 from mmcourse.deploy.serve import UNKNOWN_WORDS, CaptionService, SearchService, prepare_canvases
 
@@ -70,15 +83,24 @@ __all__ = [
     "CaptionEncoder",
     "CaptionService",
     "CaptionStep",
+    "ConfidenceGate",
     "DriftMonitor",
     "ExportedCaptioner",
     "ExportedTextTower",
     "ImageTower",
+    "LETTERS",
+    "OVERSIZE",
+    "OnnxCaptioner",
+    "OnnxProgram",
     "QUANT_MODES",
     "SearchService",
     "TextTower",
     "UNKNOWN_WORDS",
+    "UNUSUAL_KINDS",
+    "caption_agreement",
+    "caption_with_confidence",
     "compiled",
+    "compressed_size_bytes",
     "export_captioner",
     "export_image_tower",
     "export_module",
@@ -86,6 +108,7 @@ __all__ = [
     "greedy_caption_exported",
     "int8_layers",
     "ks_statistic",
+    "letter_glyphs",
     "load_exported",
     "max_softmax_confidence",
     "mean_log_probability",
@@ -98,5 +121,7 @@ __all__ = [
     "prune_weights",
     "quantize_int8",
     "save_exported",
+    "save_onnx",
     "sparsity",
+    "unusual_canvases",
 ]

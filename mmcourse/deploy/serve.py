@@ -18,7 +18,9 @@ from torch.export import ExportedProgram
 
 from mmcourse._validate import check_choice, check_int, check_module, require
 from mmcourse.data.captions import CANVAS, CANVAS_MEAN, CANVAS_STD
+from mmcourse.deploy.confidence import caption_with_confidence
 from mmcourse.deploy.export import (
+    ExportedCaptioner,
     export_captioner,
     greedy_caption_exported,
     load_exported,
@@ -156,6 +158,15 @@ class CaptionService:
     def describe(self, image: object) -> str:
         """The caption of one canvas ``(64, 64)`` or ``(1, 64, 64)``."""
         return self.describe_batch(_one_canvas(image))[0]
+
+    def describe_with_confidence(self, images: object) -> tuple[list[str], torch.Tensor]:
+        """One caption per canvas of a batch (as ``describe_batch``) and ``(B,)`` each
+        caption's mean log-probability (:func:`~mmcourse.deploy.caption_with_confidence`):
+        the same words, with how sure the decoder was of them."""
+        batch = prepare_canvases(images, self.normalize)
+        model = ExportedCaptioner(self._encoder, self._step)
+        ids, confidence = caption_with_confidence(model, batch, self.max_len)
+        return self.vocab.decode_batch(ids), confidence
 
     def save(self, folder: str | Path) -> Path:
         """Write ``encoder.pt2``, ``step.pt2`` and ``service.json`` (vocabulary, settings)

@@ -33,13 +33,26 @@ from mmcourse.data.pen import (
     to_mnist_frame,
 )
 
-__all__ = ["compose", "cut_out", "draw_alone", "render_layout"]
+__all__ = ["compose", "cut_out", "draw_alone", "paste_windows", "render_layout"]
 
 
-def _paste(n: int, windows: torch.Tensor, corner: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def paste_windows(
+    n: int, windows: torch.Tensor, corner: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
     """uint8 ``(n, 64, 64)`` canvases: each pen window ``(M, WINDOW, WINDOW)`` laid on canvas
     ``rows[i]`` with its top-left pixel at ``corner[i]`` (x, y); where windows overlap, the
     darker ink wins. Windows may hang over the canvas's edges."""
+    m = len(rows) if isinstance(rows, torch.Tensor) else -1
+    require(
+        isinstance(windows, torch.Tensor) and windows.shape == (m, WINDOW, WINDOW),
+        f"windows must be ({m}, {WINDOW}, {WINDOW}), one per row index, got "
+        f"{describe_tensor(windows)}",
+    )
+    require(
+        isinstance(corner, torch.Tensor) and corner.shape == (m, 2),
+        f"corner must be ({m}, 2), got {describe_tensor(corner)}",
+    )
+    require(m == 0 or 0 <= int(rows.min()) <= int(rows.max()) < n, f"rows must lie in 0..{n - 1}")
     side = CANVAS + 2 * WINDOW  # the canvas with a window's margin all round
     steps = torch.arange(WINDOW)
     y = corner[:, 1, None, None] + WINDOW + steps[None, :, None]
@@ -108,7 +121,7 @@ def render_layout(
     windows, corner, picks = draw_legibly(pool_images, kinds, source[present], placement, generator)
     source[present] = picks
     rows = present.nonzero()[:, 0]
-    return _paste(n, windows, corner, rows), centers, source, pen_width
+    return paste_windows(n, windows, corner, rows), centers, source, pen_width
 
 
 def compose(
@@ -138,7 +151,7 @@ def compose(
     windows, corner = draw_with_pen(
         digits[present], *_placement(layout, present, centers, pen_width)
     )
-    return _paste(n, windows, corner, present.nonzero()[:, 0])
+    return paste_windows(n, windows, corner, present.nonzero()[:, 0])
 
 
 def draw_alone(data: MNISTCaptions, pool_images: torch.Tensor) -> torch.Tensor:
