@@ -59,6 +59,7 @@ CHAPTERS = (
     ),
     Chapter(12, "12_deployment.ipynb", "Case study, step 6: deployment", "deployment"),
     Chapter(13, "13_robustness.ipynb", "Robust multimodal models", "evaluation"),
+    Chapter(14, "14_fewer_labels.ipynb", "Learning with fewer labels", "training"),
 )
 
 WORDS_PER_MINUTE = 150

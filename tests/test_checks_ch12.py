@@ -206,9 +206,9 @@ def test_auroc_accepts_the_pair_count_and_agrees_with_scikit_learn() -> None:
     labels = np.r_[np.ones(3), np.zeros(2)]
     assert roc_auc_score(labels, np.r_[ORDINARY.numpy(), UNUSUAL.numpy()]) == 0.75
     result = ch12.check_auroc(ORDINARY, UNUSUAL, 0.75)
-    assert result and "0.7500" in result.message and "far from" in result.message
+    assert result and "0.7500" in result.message and "coin toss" in result.message
     assert ch12.check_auroc(ORDINARY, UNUSUAL, torch.tensor(0.75))
-    assert "well" in ch12.check_auroc(torch.tensor([5.0, 6.0]), UNUSUAL, 1.0).message
+    assert ch12.check_auroc(torch.tensor([5.0, 6.0]), UNUSUAL, 1.0)
 
 
 def test_auroc_names_the_usual_slips() -> None:
