@@ -8,7 +8,7 @@ chapter then labels 1 %, 10 % or 100 % of. Longer than the chapter's own demonst
 
     python scripts/train_fewlabels_weights.py          # about 15 minutes on 2 CPU cores
 
-It writes the weights, records their SHA-256 in ``data/weights/SHA256SUMS`` and the loss of
+It writes the weights, records their SHA-256 in ``data/weights/fewlabels/SHA256SUMS`` and the loss of
 every epoch, the seconds and the versions in ``data/weights/simclr_training_log.json``. Every
 step is seeded: the same kind of machine gives the same file.
 """
@@ -62,7 +62,7 @@ def main() -> None:
         "python": platform.python_version(),
         "mmcourse": importlib.metadata.version("mmcourse"),
     }
-    log_path = args.out.parent / "simclr_training_log.json"
+    log_path = pretrained.LOG if args.out == pretrained.FILE else args.out.with_suffix(".json")
     log_path.write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({seconds / 60:.1f} min) and {log_path.name}")
 

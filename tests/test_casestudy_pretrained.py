@@ -22,7 +22,6 @@ FILES = (
     *(f"{kind}.pt" for kind in recipe.DECODERS),
     "dual_encoder.pt",
     *(pretrained.dual_encoder_file(seed, k) for seed, k in pretrained.ABLATION),
-    "simclr_digits.pt",  # chapter 14's encoder (mmcourse.fewlabels.pretrained), kept with them
 )
 
 

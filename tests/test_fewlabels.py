@@ -154,7 +154,9 @@ def test_the_committed_encoder_loads_and_its_log_shows_the_loss_falling() -> Non
     model = pretrained.load_simclr()
     assert not model.training
     assert model.features(torch.zeros(3, 1, 28, 28)).shape == (3, model.feature_dim)
-    log = json.loads((WEIGHTS / "simclr_training_log.json").read_text())
+    log = json.loads(pretrained.LOG.read_text())
+    assert pretrained.LOG.parent == WEIGHTS  # where chapter 14 reads it
+    assert pretrained.FILE.stat().st_size < 2**20
     assert log["epochs"] == pretrained.EPOCHS == len(log["losses"])
     assert log["losses"][-1] < log["losses"][0] < math.log(2 * 256 - 1)
     assert log["file"] == pretrained.FILE.name and log["digits"] == 10_000
