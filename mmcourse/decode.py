@@ -122,7 +122,8 @@ def greedy_decode(
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
-) -> torch.Tensor:
+    return_log_probs: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Generate one sequence per image by always taking the most likely next token.
 
     Starting from ``bos_id``, each step feeds every row's previous token to ``model.step``
@@ -139,24 +140,35 @@ def greedy_decode(
     Returns:
         LongTensor ``(B, L)`` with ``L <= max_len``: the generated tokens without the
         leading ``<bos>``, each row ending with ``<eos>`` (unless cut at ``max_len``) and
-        padded with ``pad_id``. ``Vocabulary.decode_batch`` turns it into text.
+        padded with ``pad_id``. ``Vocabulary.decode_batch`` turns it into text. With
+        ``return_log_probs=True``, also float ``(B, L)``: the log-probability the model gave
+        each token it chose (meaningless where the row holds ``pad_id``), so that a caption's
+        confidence needs no second pass (:func:`mmcourse.deploy.caption_with_confidence`).
     """
     _check_decode_args(model, images, max_len, eos_id, pad_id)
+    require(
+        isinstance(return_log_probs, bool),
+        f"return_log_probs must be True or False, got {return_log_probs!r}",
+    )
     with eval_mode(model):
         state = model.init_state(images)
         batch = images.shape[0]
         tokens = torch.full((batch,), bos_id, dtype=torch.long, device=images.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=images.device)
-        generated = []
+        generated, chosen_log_probs = [], []
         for _ in range(max_len):
             logits, state = model.step(tokens, state)
             _check_logits(logits, batch, eos_id, bos_id)
             tokens = logits.argmax(dim=-1)
             generated.append(torch.where(finished, torch.full_like(tokens, pad_id), tokens))
+            if return_log_probs:
+                log_probs = logits.float().log_softmax(dim=-1)
+                chosen_log_probs.append(log_probs.gather(1, tokens[:, None])[:, 0])
             finished |= tokens == eos_id
             if bool(finished.all()):
                 break
-        return torch.stack(generated, dim=1)
+        ids = torch.stack(generated, dim=1)
+        return (ids, torch.stack(chosen_log_probs, dim=1)) if return_log_probs else ids
 
 
 # ---------------------------------------------------------------------------- beam search

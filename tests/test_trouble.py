@@ -248,3 +248,13 @@ def test_caption_service_reports_the_confidence_of_its_captions() -> None:
     torch.testing.assert_close(confidence, expected, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="shape"):
         service.describe_with_confidence(pixels[:, :32])
+
+
+def test_greedy_decode_keeps_the_chosen_words_log_probabilities_on_request() -> None:
+    model = tiny_captioner()
+    images = normalized(canvases(4))
+    ids, log_probs = greedy_decode(model, images, max_len=6, return_log_probs=True)
+    assert torch.equal(ids, greedy_decode(model, images, max_len=6))
+    assert log_probs.shape == ids.shape and (log_probs <= 0).all()
+    with pytest.raises(ValueError, match="return_log_probs"):
+        greedy_decode(model, images, max_len=6, return_log_probs="yes")

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from mmcourse._validate import check_float, check_module, check_no_nan, require
-from mmcourse.decode import StepModel, _check_decode_args
+from mmcourse.decode import StepModel, greedy_decode
 from mmcourse.deploy.monitor import mean_log_probability
 from mmcourse.modes import eval_mode
-from mmcourse.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from mmcourse.vocab import PAD_ID, Vocabulary
 
 __all__ = ["ConfidenceGate", "caption_agreement", "caption_with_confidence"]
 
@@ -38,25 +38,9 @@ def caption_with_confidence(
     ``model`` offers ``init_state`` and ``step``: a captioner, or the exported pieces behind
     :class:`~mmcourse.deploy.ExportedCaptioner` (or ONNX Runtime sessions behind the same
     interface)."""
-    _check_decode_args(model, images, max_len, EOS_ID, PAD_ID)
-    with eval_mode(model):
-        state = model.init_state(images)
-        batch = images.shape[0]
-        tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=images.device)
-        finished = torch.zeros(batch, dtype=torch.bool, device=images.device)
-        generated, chosen_log_probs = [], []
-        for _ in range(max_len):
-            logits, state = model.step(tokens, state)
-            tokens = logits.argmax(dim=-1)
-            log_probs = logits.float().log_softmax(dim=-1).gather(1, tokens[:, None])[:, 0]
-            generated.append(torch.where(finished, torch.full_like(tokens, PAD_ID), tokens))
-            chosen_log_probs.append(log_probs)
-            finished |= tokens == EOS_ID
-            if bool(finished.all()):
-                break
-    ids = torch.stack(generated, dim=1)
+    ids, log_probs = greedy_decode(model, images, max_len, return_log_probs=True)
     lengths = (ids != PAD_ID).sum(dim=1)  # the words written, <eos> included
-    return ids, mean_log_probability(torch.stack(chosen_log_probs, dim=1), lengths)
+    return ids, mean_log_probability(log_probs, lengths)
 
 
 @torch.no_grad()
