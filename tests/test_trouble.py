@@ -6,6 +6,8 @@ ONNX Runtime's outputs against the eager model's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import scipy.ndimage
 import scipy.stats
@@ -224,6 +226,21 @@ def test_save_onnx_takes_a_module_with_examples(tmp_path) -> None:
     torch.testing.assert_close(deploy.OnnxProgram(path)(x), layer(x).detach())
     with pytest.raises(ValueError, match="eval mode"):
         deploy.save_onnx(torch.nn.Linear(3, 2), tmp_path / "x.onnx", (x,))
+
+
+def test_saved_onnx_files_hold_no_file_paths_of_this_machine(tmp_path) -> None:
+    """The exporter notes each node's Python stack trace, paths and all: the same model then
+    gives a file of another size on a learner's machine. save_onnx drops those notes."""
+    import onnx
+
+    model = tiny_captioner("lstm")
+    _, step = deploy.export_captioner(model)
+    path = deploy.save_onnx(step, tmp_path / "step.onnx")
+    raw = path.read_bytes()
+    for folder in (Path(torch.__file__).parent.parent, Path(__file__).parent):
+        assert str(folder).encode() not in raw
+    keys = {p.key for node in onnx.load(str(path)).graph.node for p in node.metadata_props}
+    assert keys and not any("stack_trace" in key for key in keys)
 
 
 def test_compressed_size_shrinks_with_sparsity() -> None:

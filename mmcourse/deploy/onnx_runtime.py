@@ -38,7 +38,9 @@ def save_onnx(
 
     ``program`` is an ``ExportedProgram`` (its free batch dimension stays free), or an
     ``nn.Module`` in eval mode with ``example_inputs``, exported with a fixed batch size.
-    The converter's progress messages are swallowed; its errors are not."""
+    The converter's progress messages are swallowed; its errors are not. The converter's
+    per-node stack traces are dropped: they hold this machine's file paths, so the same
+    model would give files of different sizes in different folders."""
     path = Path(path)
     require(path.suffix == ".onnx", f"path must end in .onnx, got {path.name!r}")
     if isinstance(program, ExportedProgram):
@@ -54,8 +56,17 @@ def save_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):
         onnx_program = torch.onnx.export(program, args, dynamo=True)
+    _drop_stack_traces(onnx_program.model)
     onnx_program.save(str(path))
     return path
+
+
+def _drop_stack_traces(model: Any) -> None:
+    """Remove the ``pkg.torch.onnx.stack_trace`` note from every node of the exporter's model
+    (an ``onnx_ir.Model``), its subgraphs and its functions included."""
+    for graph in [model.graph, *model.functions.values()]:
+        for node in graph.all_nodes():
+            node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
 
 
 class OnnxProgram:
