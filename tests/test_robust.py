@@ -255,6 +255,65 @@ def test_attack_errors_name_the_arguments() -> None:
         )
 
 
+def test_fast_adversarial_on_a_linear_model_follows_the_closed_form_step() -> None:
+    """On the two-class linear model the loss gradient's sign is sign(w_other - w_true) at
+    every point, so from the random start r the example is x + clip(r - 1.25 epsilon *
+    sign(w_true - w_other), -epsilon, epsilon): the start drawn by hand from the same seed."""
+    model, epsilon, unbounded = linear_model(), 0.1, (-1e9, 1e9)
+    x = torch.randn(8, 6, generator=torch.Generator().manual_seed(0))
+    target = torch.zeros(8, dtype=torch.long)
+    w = model.weight[0] - model.weight[1]
+    start = (torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1) * epsilon
+    for factor in (1.25, 0.1):
+        expected = x + (start - factor * epsilon * w.sign()).clamp(-epsilon, epsilon)
+        got = robust.fast_adversarial(model, x, target, epsilon, torch.Generator().manual_seed(1),
+                                      step_factor=factor, bounds=unbounded)  # fmt: skip
+        torch.testing.assert_close(got, expected)
+    corner = x - epsilon * w.sign()  # 1.25 epsilon from the start reaches it only sometimes
+    reached = (got - corner).abs() < 1e-6
+    assert reached.any() and not reached.all()
+
+
+def test_fast_adversarial_keeps_the_mode_and_is_reproducible() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    images = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 1, 2, 0, 1])
+    one = robust.fast_adversarial(model, images, target, 0.2, torch.Generator().manual_seed(3))
+    two = robust.fast_adversarial(model, images, target, 0.2, torch.Generator().manual_seed(3))
+    assert torch.equal(one, two) and model.training
+    assert (one - images).abs().max() <= 0.2 + 1e-6 and one.min() >= 0 and one.max() <= 1
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        robust.fast_adversarial(model, images, target, 0.2, 3)  # type: ignore[arg-type]
+
+
+def test_robust_accuracy_counts_an_image_only_if_every_restart_fails() -> None:
+    """By hand: run PGD from each restart's seed and keep the images no restart fooled."""
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 2, (60,), generator=generator)
+    images = 0.5 + 0.05 * (2 * target[:, None] - 1) + 0.05 * torch.randn(60, 6, generator=generator)
+    model = nn.Linear(6, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[-1.0] * 6, [1.0] * 6]))
+        model.bias.copy_(torch.tensor([3.0, -3.0]))
+    epsilon, steps = 0.04, 3
+    alive = torch.ones(60, dtype=torch.bool)
+    for restart in range(3):
+        for first in (0, 25, 50):  # batches of 25
+            x, y = images[first : first + 25], target[first : first + 25]
+            attacked = robust.pgd(model, x, y, epsilon, steps=steps, seed=restart * 60 + first)
+            alive[first : first + 25] &= model(attacked).argmax(dim=1) == y
+    got = robust.robust_accuracy(model, images, target, epsilon, steps, restarts=3, batch_size=25)
+    assert got == int(alive.sum()) / 60
+    one = robust.robust_accuracy(model, images, target, epsilon, steps, restarts=1, batch_size=25)
+    assert one == robust.attack_accuracy(model, images, target, epsilon, steps=steps, batch_size=25)
+    assert got <= one and 0 < got < 1
+    assert robust.robust_accuracy(model, images, target, 0.0, steps) == robust.attack_accuracy(
+        model, images, target, 0.0
+    )
+    with pytest.raises(ValueError, match="restarts"):
+        robust.robust_accuracy(model, images, target, epsilon, restarts=0)
+
+
 # ------------------------------------------------------------------ attributions
 def test_integrated_gradients_of_a_linear_model_is_input_times_weight() -> None:
     model = linear_model()

@@ -3,12 +3,23 @@ attributions (chapter 13).
 
 - :mod:`~mmcourse.robust.corrupt` -- noise, blur, contrast and occlusion of canvases; typos,
   dropped and unknown words of texts; each at severities 0..5;
-- :mod:`~mmcourse.robust.attacks` -- FGSM, PGD and the random-noise control;
+- :mod:`~mmcourse.robust.attacks` -- FGSM, PGD, the random-noise control, fast adversarial
+  training's examples and accuracy over restarts;
+- :mod:`~mmcourse.robust.caption_attack` -- one word of a caption changed by a targeted attack;
 - :mod:`~mmcourse.robust.calibration` -- reliability bins, ECE, temperature scaling, AUROC;
-- :mod:`~mmcourse.robust.attribution` -- integrated gradients and the randomisation check.
+- :mod:`~mmcourse.robust.attribution` -- integrated gradients and the randomisation check;
+- :mod:`~mmcourse.robust.pretrained` -- the committed adversarially trained digit reader.
 """
 
-from mmcourse.robust.attacks import ATTACKS, attack_accuracy, fgsm, pgd, random_sign_noise
+from mmcourse.robust.attacks import (
+    ATTACKS,
+    attack_accuracy,
+    fast_adversarial,
+    fgsm,
+    pgd,
+    random_sign_noise,
+    robust_accuracy,
+)
 from mmcourse.robust.attribution import integrated_gradients, randomized_copy, rank_correlation
 from mmcourse.robust.calibration import (
     Reliability,
@@ -19,6 +30,7 @@ from mmcourse.robust.calibration import (
     plot_reliability,
     reliability_bins,
 )
+from mmcourse.robust.caption_attack import caption_is, swap_first_word, targeted_caption_pgd
 from mmcourse.robust.corrupt import (
     IMAGE_CORRUPTIONS,
     SEVERITIES,
@@ -28,6 +40,7 @@ from mmcourse.robust.corrupt import (
     corrupt_texts,
     corruption_strength,
 )
+from mmcourse.robust.pretrained import load_robust_reader, robust_reader, training_log
 
 __all__ = [
     "ATTACKS",
@@ -39,12 +52,15 @@ __all__ = [
     "attack_accuracy",
     "auroc",
     "average_ranks",
+    "caption_is",
     "corrupt_images",
     "corrupt_texts",
     "corruption_strength",
     "expected_calibration_error",
+    "fast_adversarial",
     "fit_temperature",
     "integrated_gradients",
+    "load_robust_reader",
     "pgd",
     "fgsm",
     "plot_reliability",
@@ -52,4 +68,9 @@ __all__ = [
     "randomized_copy",
     "rank_correlation",
     "reliability_bins",
+    "robust_accuracy",
+    "robust_reader",
+    "swap_first_word",
+    "targeted_caption_pgd",
+    "training_log",
 ]
