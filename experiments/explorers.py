@@ -32,6 +32,7 @@ from mmcourse.casestudy import pretrained, recipe  # noqa: E402
 from mmcourse.data import mnist, questions  # noqa: E402
 from mmcourse.data.captions import digit_pool, make_mnist_captions  # noqa: E402
 from mmcourse.explorers.caption_explorer import CaptionExplorer  # noqa: E402
+from mmcourse.explorers.corruption_explorer import KINDS, CorruptionExplorer  # noqa: E402
 from mmcourse.explorers.fusion_explorer import FusionExplorer  # noqa: E402
 from mmcourse.explorers.retrieval_explorer import RetrievalExplorer  # noqa: E402
 from mmcourse.explorers.shared_space_explorer import SharedSpaceExplorer, train_spaces  # noqa: E402
@@ -77,6 +78,12 @@ def main() -> None:
     results["fusion playground (ch06)"] = moves(
         fusion,
         {"fusion": list(models), "canvas": [3, 99, 400], "question": fusion.questions[:4]},
+    )
+
+    curves = {kind: [{name: 0.5 for name in models} for _ in range(6)] for kind in KINDS}
+    severity = CorruptionExplorer(models, backbone, test_data, qa, curves)
+    results["severity explorer (ch13)"] = moves(
+        severity, {"kind": list(KINDS), "severity": [0, 1, 3, 5], "canvas": [3, 99, 400]}
     )
 
     data = recipe.build_data(vocab=pretrained.vocabulary())

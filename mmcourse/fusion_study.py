@@ -26,8 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from mmcourse._validate import check_int, require
-from mmcourse.data import questions
-from mmcourse.data.captions import ANSWERS, MNISTCaptions, make_mnist_captions
+from mmcourse.data import mnist, questions
+from mmcourse.data.captions import (
+    ANSWERS,
+    CANVAS_MEAN,
+    CANVAS_STD,
+    MNISTCaptions,
+    make_mnist_captions,
+)
 from mmcourse.data.mnist import REPO_DATA
 from mmcourse.losses import slot_attribute_loss
 from mmcourse.metrics import accuracy
@@ -110,23 +116,45 @@ def make_splits(n_train: int, n_val: int, n_test: int) -> dict[str, MNISTCaption
 
 
 def pretrain_backbone(
-    train_data: MNISTCaptions, epochs: int, seed: int = 0, device: torch.device | str | None = None
+    train_data: MNISTCaptions,
+    epochs: int,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    augment: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> tuple[CanvasBackbone, SlotAttributeHead]:
     """A :class:`CanvasBackbone` (an 8 x 8 grid of 64-d regions, one 64-d vector per canvas)
     trained with a :class:`SlotAttributeHead` to name the digit, size, thickness and slant in
-    each slot of ``train_data``'s canvases (Adam, batches of 64); returns both, frozen."""
+    each slot of ``train_data``'s canvases (Adam, batches of 64); returns both, frozen.
+
+    ``augment(canvases, seed)``, if given, replaces each batch's uint8 canvases by views that
+    keep every slot's attributes (e.g. :func:`mmcourse.robust.augment_canvases`), with a seed
+    drawn for the batch from ``seed``: data augmentation of the image encoder."""
     check_int(epochs, "epochs")
     torch.manual_seed(seed)
     backbone = CanvasBackbone(CanvasEncoder(out_dim=64, channels=(16, 32, 64)), out_dim=64)
     pretraining = torch.nn.Sequential(backbone, SlotAttributeHead(backbone.out_dim))
+    targets = questions.slot_targets(train_data)
+    if augment is None:
+        inputs, loop = train_data.float_images(), Loop(seed=seed)
+    else:
+        draws = torch.Generator().manual_seed(seed)
+
+        def forward(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
+            index, batch_targets = batch
+            batch_seed = int(torch.randint(2**31 - 1, (), generator=draws))
+            views = augment(train_data.images[index.cpu()], batch_seed)
+            pixels = mnist.to_float(views, mean=CANVAS_MEAN, std=CANVAS_STD)
+            return model(pixels.to(batch_targets.device)), batch_targets
+
+        inputs, loop = torch.arange(len(train_data)), Loop(seed=seed, forward=forward)
     fit(
         pretraining if device is None else pretraining.to(device),
-        (train_data.float_images(), questions.slot_targets(train_data)),
+        (inputs, targets),
         loss_fn=slot_attribute_loss,
         optimizer=torch.optim.Adam(pretraining.parameters(), lr=3e-3),
         epochs=epochs,
         batch_size=64,
-        loop=Loop(seed=seed),
+        loop=loop,
     )
     pretraining.requires_grad_(False).eval()
     return backbone, pretraining[1]

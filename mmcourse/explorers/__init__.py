@@ -7,7 +7,10 @@
 - :class:`~mmcourse.explorers.caption_explorer.CaptionExplorer` (chapter 10): change a digit's size,
   thickness or slant, see the caption, the beam's alternatives and each word's attention;
 - :class:`~mmcourse.explorers.retrieval_explorer.RetrievalExplorer` (chapter 11): type a query, see
-  the best canvases; pick a digit, see its zero-shot scores.
+  the best canvases; pick a digit, see its zero-shot scores;
+- :class:`~mmcourse.explorers.corruption_explorer.CorruptionExplorer` (chapter 13): pick a
+  corruption of the canvas or the question and drag its severity; see the damage, the answers
+  and the test-set curves.
 
 Each explorer keeps its logic in plain methods (``state(...)`` computes what is shown,
 ``draw(...)`` draws it), which the tests call without a browser; ``widget()`` only wires

@@ -8,9 +8,13 @@ attributions (chapter 13).
 - :mod:`~mmcourse.robust.caption_attack` -- one word of a caption changed by a targeted attack;
 - :mod:`~mmcourse.robust.calibration` -- reliability bins, ECE, temperature scaling, AUROC;
 - :mod:`~mmcourse.robust.attribution` -- integrated gradients and the randomisation check;
-- :mod:`~mmcourse.robust.pretrained` -- the committed adversarially trained digit reader.
+- :mod:`~mmcourse.robust.pretrained` -- the committed adversarially trained digit reader;
+- :mod:`~mmcourse.robust.augment` -- augmented views of canvases, word dropout of questions;
+- :mod:`~mmcourse.robust.study` -- the chapter's corruption curves and augmentation study over
+  seeds, stored by ``experiments/robustness_seeds.py``.
 """
 
+from mmcourse.robust import study  # noqa: E402  (after the modules it uses)
 from mmcourse.robust.attacks import (
     ATTACKS,
     attack_accuracy,
@@ -21,6 +25,7 @@ from mmcourse.robust.attacks import (
     robust_accuracy,
 )
 from mmcourse.robust.attribution import integrated_gradients, randomized_copy, rank_correlation
+from mmcourse.robust.augment import augment_canvases, word_dropout
 from mmcourse.robust.calibration import (
     Reliability,
     auroc,
@@ -50,6 +55,7 @@ __all__ = [
     "TEXT_CORRUPTIONS",
     "UNSEEN_WORD",
     "attack_accuracy",
+    "augment_canvases",
     "auroc",
     "average_ranks",
     "caption_is",
@@ -70,7 +76,9 @@ __all__ = [
     "reliability_bins",
     "robust_accuracy",
     "robust_reader",
+    "study",
     "swap_first_word",
     "targeted_caption_pgd",
     "training_log",
+    "word_dropout",
 ]
