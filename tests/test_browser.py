@@ -53,6 +53,7 @@ EXPLORERS = {
     "06_fusion.ipynb": ("fusion-explorer", ("select", 0, "concat")),
     "10_decoders_beam_transfer.ipynb": ("caption-explorer", ("select", 2, "thick")),
     "11_retrieval_zero_shot.ipynb": ("retrieval-explorer", ("text", "a small two")),
+    "13_robustness.ipynb": ("severity-explorer", "slider"),
 }
 
 SETUP = {
@@ -105,6 +106,23 @@ vocab = pretrained.vocabulary()
 data = SimpleNamespace(vocab=vocab, splits={"test": make_mnist_captions("test", n=300)})
 committed = pretrained.load_dual_encoder(vocab)
 digits, labels = mnist.load_digits("test")
+""",
+    "13_robustness.ipynb": """
+import torch
+from mmcourse import config, fusion_study
+settings = config.setup(seed=0)
+from mmcourse.data.captions import make_mnist_captions
+from mmcourse.data.questions import make_vqa
+from mmcourse.explorers.corruption_explorer import KINDS
+from mmcourse.models.vqa import CanvasBackbone
+splits = {"test": make_mnist_captions("test", n=100)}
+test_qa = make_vqa(splits["test"])
+torch.manual_seed(0)
+backbone = CanvasBackbone().eval().requires_grad_(False)
+models = {name: fusion_study.build_vqa_model(fusion_study.FUSIONS[name](backbone),
+                                             len(test_qa.vocab), backbone)
+          for name in ("image only", "question only", "concat", "product")}
+curves = {kind: [{name: 0.5 for name in models} for _ in range(6)] for kind in KINDS}
 """,
 }
 

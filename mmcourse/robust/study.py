@@ -4,8 +4,8 @@ The chapter trains each model of its section 1 once (seed 0) and reads its corru
 ``experiments/robustness_seeds.py`` runs the very same recipe (:mod:`mmcourse.fusion_study`'s
 backbone and heads) for several seeds, and trains the product fusion with and without
 augmentation (:mod:`mmcourse.robust.augment`), storing everything in
-``data/results/robustness_seeds.json`` (:data:`RESULTS`). The chapter reads it and checks
-that its own seed-0 numbers are the stored seed-0 numbers.
+``data/results/robustness_seeds.json`` (:data:`RESULTS`). The chapter reads it beside
+its own single run.
 
 - :func:`canvas_regions` -- the frozen backbone's regions of uint8 canvases;
 - :func:`corruption_curves` -- each model's test accuracy at every corruption and severity;
