@@ -20,6 +20,7 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from mmcourse._validate import check_int, check_probability, require
+from mmcourse.robust.corrupt import _check_canvases
 from mmcourse.vocab import PAD_ID, UNK_ID
 
 __all__ = ["ELASTIC", "MAX_SCALE", "MAX_SHIFT", "MAX_TURN", "augment_canvases", "word_dropout"]
@@ -33,18 +34,6 @@ MAX_SCALE = 0.05
 ELASTIC = {"alpha": 34.0, "sigma": 4.0}
 """The elastic deformation of Simard et al. (2003): a random displacement field smoothed by a
 Gaussian of ``sigma`` pixels and scaled by ``alpha`` (torchvision's ``ElasticTransform``)."""
-
-
-def _check_canvases(canvases: object) -> torch.Tensor:
-    require(
-        isinstance(canvases, torch.Tensor), "canvases must be a uint8 tensor (N, H, W)", TypeError
-    )
-    require(
-        canvases.dtype == torch.uint8 and canvases.dim() == 3,  # type: ignore[union-attr]
-        f"canvases must be a uint8 tensor (N, H, W), got {canvases.dtype} "  # type: ignore[union-attr]
-        f"{tuple(canvases.shape)}",  # type: ignore[union-attr]
-    )
-    return canvases  # type: ignore[return-value]
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
