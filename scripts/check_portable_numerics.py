@@ -10,6 +10,11 @@ instructions a given CPU would offer (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_
 - Without the settings, the fingerprints differ from host to host: the kernels follow the CPU.
 - With the settings (mmcourse/portable.py) they are identical, whatever the host offers.
 
+What one machine cannot simulate is another processor's MKL and oneDNN, which also decide by
+vendor and caches: an Intel Xeon computes other bits than the AMD EPYC that stored the
+notebooks, with the settings in force. The same training run, as ``mmcourse.fingerprint``,
+therefore also decides whether the tests compare the notebooks bit for bit on a machine.
+
     python scripts/check_portable_numerics.py [--steps N] [--json FILE]
 
 Exits with 1 if either statement fails. Run it with the course's Python (.venv/bin/python).
@@ -47,50 +52,7 @@ HOSTS: dict[str, dict[str, str]] = {
     },
 }
 
-TRAINING_RUN = r"""
-import hashlib, sys
-import torch
-import torch.nn.functional as F
-from torch import nn
-from mmcourse import config
-from mmcourse.data import mnist
-
-steps = int(sys.argv[1])
-config.setup(seed=0, profile="fast")
-images, labels = mnist.load_subset("train")
-x = images[:1024, None].float() / 255.0
-y = labels[:1024]
-tokens = (x.flatten(1)[:, ::64] * 20).long()  # a 13-token "sentence" per digit
-
-class Probe(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cnn = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-        )
-        self.embed = nn.Embedding(21, 32)
-        self.lstm = nn.LSTM(32, 32, batch_first=True)
-        self.attend = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.1, batch_first=True)
-        self.head = nn.Linear(32 * 16 + 32 + 32, 10)
-
-    def forward(self, x, t):
-        e = self.embed(t)
-        h, _ = self.lstm(e)
-        return self.head(torch.cat([self.cnn(x), h[:, -1], self.attend(e).mean(1)], 1))
-
-model = Probe()
-optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-for step in range(steps):
-    batch = slice((step * 64) % 1024, (step * 64) % 1024 + 64)
-    loss = F.cross_entropy(model(x[batch], tokens[batch]), y[batch])
-    optimiser.zero_grad()
-    loss.backward()
-    optimiser.step()
-digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
-print(digest.hexdigest()[:16], f"{loss.item():.9f}", torch.backends.cpu.get_cpu_capability())
-"""
+# The training run is mmcourse.fingerprint's probe, run as a module in a fresh process.
 
 
 def run_once(host: dict[str, str], portable_settings: bool, steps: int) -> dict[str, str]:
@@ -104,7 +66,7 @@ def run_once(host: dict[str, str], portable_settings: bool, steps: int) -> dict[
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", TRAINING_RUN, str(steps)],
+        [sys.executable, "-m", "mmcourse.fingerprint", "--steps", str(steps)],
         env=env, capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     fingerprint, loss, capability = done.stdout.split()

@@ -52,7 +52,7 @@ MARKER = re.compile(r"<!-- run-time:(\d\d) -->(.*?)<!-- /run-time -->")
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import notebook_modes as modes  # noqa: E402 -- the tags and tolerances the tests use
 
-from mmcourse import portable  # noqa: E402
+from mmcourse import fingerprint, portable  # noqa: E402
 
 
 def chapter_number(path: Path) -> str:
@@ -223,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff", action="store_true", help="with --out: list differing cells")
     parser.add_argument("--tables", action="store_true", help="only rewrite the run-time tables")
     parser.add_argument("--tag-from", nargs="+", type=Path, metavar="DIR", help="re-tag cells")
+    parser.add_argument(
+        "--new-machine",
+        action="store_true",
+        help="store every notebook on a machine of other arithmetic and record its fingerprint",
+    )
     args = parser.parse_args(argv)
     if args.tag_from:
         paths = [p.resolve() for p in args.notebooks] or sorted(
@@ -243,6 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "stored outputs must come from `python3 course.py store` (portable numerics, no progress bars)"
         )
+    if not args.out:
+        same, why = fingerprint.same_as_stored(os.environ)
+        if args.new_machine and args.notebooks:
+            parser.error("--new-machine stores every notebook: name none")
+        if not same and not args.new_machine:
+            parser.error(
+                f"{why}. Stored here, a chapter would disagree with the others in the last bits; "
+                "store on a machine with the recorded fingerprint, or store every notebook here "
+                "with --new-machine"
+            )
     print(f"portable numerics settings in force: {portable.in_force()}", flush=True)
     times: dict[str, float] = {}
     for path in paths:
@@ -260,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             times[path.name] = seconds
     if times:
         save_record(times)
+    if args.new_machine and not args.out:
+        fingerprint.main(["--record"])
         for path in rewrite_tables():
             print(f"rewrote {path.relative_to(ROOT)}")
     return 0

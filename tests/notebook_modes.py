@@ -1,10 +1,15 @@
 """How the stored notebooks are compared: bit for bit (strict) or within tolerances (tolerant).
 
 *Strict* is nbval's own comparison: every text output must come back exactly. It holds where the
-stored numbers can be reproduced bit for bit: an x86-64 CPU with AVX2, the portable numerics
-settings in force (mmcourse/portable.py) and the library versions recorded in constraints.txt.
+stored numbers can be reproduced bit for bit: Linux on an x86-64 CPU with AVX2, the portable
+numerics settings in force (mmcourse/portable.py), the library versions recorded in
+constraints.txt -- and, measured rather than assumed, a CPU whose libraries add in the stored
+machine's order: a short training run's fingerprint (mmcourse/fingerprint.py) must equal the
+stored machine's. An Intel Xeon fails that last test against the AMD EPYC that stored the
+notebooks, settings or not.
 
-*Tolerant* is for everywhere else (Apple Silicon, ARM Linux, other library versions). Every
+*Tolerant* is for everywhere else (Apple Silicon, ARM Linux, other library versions, other
+arithmetic). Every
 notebook still runs top to bottom and no cell may fail. Outputs that are the same on any machine
 (data, maths of fixed inputs, shapes, parameter counts) are still compared exactly. Cells whose
 outputs come from training carry a tag saying so:
@@ -20,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -67,6 +72,7 @@ def choose_mode(
     environ: Mapping[str, str],
     bit_identical: tuple[bool, str],
     differences: list[str],
+    same_arithmetic: Callable[[], tuple[bool, str]] = lambda: (True, ""),
 ) -> tuple[str, str]:
     """Pick ``'strict'`` or ``'tolerant'`` and say why, in one line.
 
@@ -75,6 +81,9 @@ def choose_mode(
             settings must be in it for strict).
         bit_identical: :func:`mmcourse.portable.bit_identical_platform`'s answer for this machine.
         differences: :func:`version_differences`' answer.
+        same_arithmetic: asked last, only when everything else allows strict: whether this
+            machine's arithmetic fingerprint is the stored machine's
+            (:func:`mmcourse.fingerprint.same_as_stored`), with its reason.
     """
     forced = environ.get(MODE_VARIABLE, "").strip().lower()
     if forced:
@@ -94,7 +103,13 @@ def choose_mode(
     if differences:
         shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
         return "tolerant", f"installed versions differ from constraints.txt: {shown}"
-    return "strict", f"{platform_why}, portable numerics settings, versions as in constraints.txt"
+    same, same_why = same_arithmetic()
+    if not same:
+        return "tolerant", same_why
+    return "strict", (
+        f"{platform_why}, portable numerics settings, versions as in constraints.txt"
+        + (f"; {same_why}" if same_why else "")
+    )
 
 
 def skeleton(text: str) -> str:
@@ -129,10 +144,13 @@ def numbers_close(stored: str, fresh: str, rtol: float = RTOL, atol: float = ATO
 
 def current_mode(root: Path) -> tuple[str, str]:
     """The mode for this machine and environment, with its reason."""
+    from mmcourse import fingerprint  # imports torch: only here, when the mode is chosen
+
     return choose_mode(
         os.environ,
         portable.bit_identical_platform(),
         version_differences(root / "constraints.txt"),
+        lambda: fingerprint.same_as_stored(os.environ),
     )
 
 

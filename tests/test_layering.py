@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmcourse"
 
 LAYERS = {
     0: ["mmcourse", "_validate", "config", "modes", "portable", "results", "utils"],
-    1: ["vocab", "data.*"],
+    1: ["vocab", "data.*", "fingerprint"],
     2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],
     4: ["train", "callbacks", "checkpoints", "decode"],

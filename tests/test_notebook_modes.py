@@ -63,6 +63,27 @@ def test_tolerant_when_versions_differ_names_them() -> None:
     assert "pkg0 installed 2, recorded 1" in why and why.endswith("...")
 
 
+def test_tolerant_when_the_arithmetic_differs_and_asked_only_when_it_matters() -> None:
+    asked = []
+
+    def other_cpu() -> tuple[bool, str]:
+        asked.append(True)
+        return False, "this machine's arithmetic fingerprint 1234 differs from the stored one"
+
+    mode, why = notebook_modes.choose_mode(
+        PORTABLE_ENV, (True, "Linux on x86-64 with AVX2"), [], other_cpu
+    )
+    assert mode == "tolerant" and "fingerprint 1234 differs" in why
+    # a machine already tolerant for another reason is not probed (it costs a training run)
+    notebook_modes.choose_mode(PORTABLE_ENV, (False, "arm64"), [], other_cpu)
+    notebook_modes.choose_mode({notebook_modes.MODE_VARIABLE: "strict"}, (True, ""), [], other_cpu)
+    assert len(asked) == 1
+    mode, why = notebook_modes.choose_mode(
+        PORTABLE_ENV, (True, "Linux on x86-64 with AVX2"), [], lambda: (True, "equal (abcd)")
+    )
+    assert mode == "strict" and why.endswith("; equal (abcd)")
+
+
 def test_a_forced_mode_wins_and_a_wrong_one_is_refused() -> None:
     env = {notebook_modes.MODE_VARIABLE: "tolerant", **PORTABLE_ENV}
     assert notebook_modes.choose_mode(env, (True, ""), [])[0] == "tolerant"
