@@ -29,13 +29,16 @@ function the notebooks trained. This module walks that step:
 7. **Prune** (:mod:`~mmcourse.deploy.prune`): unstructured and structured magnitude pruning.
 8. **Say "I do not know"** (:mod:`~mmcourse.deploy.confidence`, :mod:`~mmcourse.deploy.ood`):
    a caption's confidence and its agreement with the image, a gate calibrated on validation
-   that flags unusual requests, and the unusual canvases to test it on.
+   that flags unusual requests, and the unusual canvases to test it on; for search
+   (:mod:`~mmcourse.deploy.match_confidence`), the probability that the best canvas matches
+   the query, calibrated on validation queries by Platt scaling.
 9. **ONNX** (:mod:`~mmcourse.deploy.onnx_runtime`): the exported programs saved as ONNX and
    run with ONNX Runtime.
 
 The steps live in :mod:`~mmcourse.deploy.export`, :mod:`~mmcourse.deploy.measure`,
 :mod:`~mmcourse.deploy.quantize`, :mod:`~mmcourse.deploy.serve`, :mod:`~mmcourse.deploy.monitor`
-:mod:`~mmcourse.deploy.prune`, :mod:`~mmcourse.deploy.confidence`, :mod:`~mmcourse.deploy.ood`
+:mod:`~mmcourse.deploy.prune`, :mod:`~mmcourse.deploy.confidence`,
+:mod:`~mmcourse.deploy.match_confidence`, :mod:`~mmcourse.deploy.ood`
 and :mod:`~mmcourse.deploy.onnx_runtime`; everything is also importable from here
 (``deploy.export_captioner``).
 """
@@ -60,6 +63,7 @@ from mmcourse.deploy.export import (
     load_exported,
     save_exported,
 )
+from mmcourse.deploy.match_confidence import PlattScaling, binary_reliability
 from mmcourse.deploy.measure import (
     compiled,
     measure_latency,
@@ -84,6 +88,7 @@ __all__ = [
     "CaptionService",
     "CaptionStep",
     "ConfidenceGate",
+    "PlattScaling",
     "DriftMonitor",
     "ExportedCaptioner",
     "ExportedTextTower",
@@ -97,6 +102,7 @@ __all__ = [
     "TextTower",
     "UNKNOWN_WORDS",
     "UNUSUAL_KINDS",
+    "binary_reliability",
     "caption_agreement",
     "caption_with_confidence",
     "compiled",

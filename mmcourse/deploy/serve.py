@@ -27,7 +27,7 @@ from mmcourse.deploy.export import (
     runnable,
     save_exported,
 )
-from mmcourse.vocab import UNK, Vocabulary, tokenize
+from mmcourse.vocab import PAD_ID, UNK, Vocabulary, tokenize
 
 __all__ = ["CaptionService", "SearchService", "UNKNOWN_WORDS", "prepare_canvases"]
 
@@ -291,6 +291,25 @@ class SearchService:
         """Cosine similarity of ``query`` to every gallery canvas, ``(N,)``."""
         text = self.model.encode_text(self.query_ids(query))  # (1, E)
         return (self.gallery_embeddings @ text[0]).float()
+
+    @torch.no_grad()
+    def scores_batch(self, queries: list[str]) -> torch.Tensor:
+        """Cosine similarity of each query to every gallery canvas, ``(Q, N)``; each query is
+        checked as :meth:`search` checks it."""
+        require(
+            isinstance(queries, list) and len(queries) > 0,
+            "queries must be a non-empty list of sentences",
+        )
+        ids = [self.query_ids(query)[0] for query in queries]
+        padded = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=PAD_ID)
+        text = self.model.encode_text(padded)  # (Q, E)
+        return (text @ self.gallery_embeddings.T).float()
+
+    def best_matches(self, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(index (Q,), cosine (Q,))``: each query's best gallery canvas and its score,
+        the number a confidence is made from (:class:`~mmcourse.deploy.PlattScaling`)."""
+        best = self.scores_batch(queries).max(dim=1)
+        return best.indices, best.values
 
     def search(self, query: str, k: int = 5) -> list[int]:
         """Indices of the ``k`` gallery canvases most similar to ``query``, best first
