@@ -145,6 +145,81 @@ def test_self_training_takes_confident_guesses_and_helps_on_separable_data() -> 
         fewlabels.self_train(features[:4], labels_all[:4], features[4:], 1.0)
 
 
+def test_consistency_loss_by_hand_and_no_gradient_through_the_guess() -> None:
+    probe = fewlabels.LinearProbe(torch.zeros(2), torch.ones(2), 2)
+    with torch.no_grad():
+        probe.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        probe.linear.bias.zero_()
+    weak = torch.tensor([[3.0, 0.0], [0.0, 0.2], [0.0, 4.0]], requires_grad=True)
+    strong = torch.tensor([[1.0, 2.0], [5.0, 0.0], [0.0, 1.0]])
+    loss, used = fewlabels.consistency_loss(probe, weak, strong, threshold=0.9)
+    # weak guesses: class 0 with p = 1/(1+e^-3) = .953 (used); class 1 with p = .550 (not
+    # used); class 1 with p = .982 (used). Strong cross-entropies: log(1 + e^(2-1)) for the
+    # first (target 0, logits 1 and 2), log(1 + e^(0-1)) for the third (target 1).
+    assert used.tolist() == [True, False, True]
+    expected = (math.log(1 + math.e) + math.log(1 + math.exp(-1))) / 3  # divided by all U
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert weak.grad is None  # the guess is a target, not a path for gradients
+
+
+def two_clusters(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=generator)
+    centres = torch.tensor([[2.0, 0.0], [-2.0, 0.0]])
+    return centres[labels] + torch.randn(n, 2, generator=generator), labels
+
+
+def test_consistency_training_starts_from_the_labelled_probe_and_uses_the_views() -> None:
+    features, labels = two_clusters()
+    labelled, unlabelled = slice(0, 6), slice(6, None)
+    generator = torch.Generator().manual_seed(1)
+    views = features[unlabelled] + 0.3 * torch.randn(4, 394, 2, generator=generator)
+    args = (features[labelled], labels[labelled], features[unlabelled], views, 0.8)
+    start = fewlabels.fit_linear_probe(features[labelled], labels[labelled], 1e-3)
+    untouched = fewlabels.consistency_train(*args, rounds=0)
+    torch.testing.assert_close(untouched.linear.weight, start.linear.weight)
+    trained = fewlabels.consistency_train(*args, rounds=2)
+
+    # the unlabelled examples' answers now agree with those of their views more often
+    def agreement(probe: fewlabels.LinearProbe) -> float:
+        with torch.no_grad():
+            weak_guess = probe(features[unlabelled]).argmax(dim=1)
+            view_guess = probe(views.flatten(0, 1)).argmax(dim=1).view(4, -1)
+        return float((view_guess == weak_guess).double().mean())
+
+    assert agreement(trained) >= agreement(start)
+    accuracy = fewlabels.accuracy(trained, features[unlabelled], labels[unlabelled])
+    assert accuracy >= fewlabels.accuracy(start, features[unlabelled], labels[unlabelled]) - 0.01
+    assert accuracy > 0.95
+    same = fewlabels.consistency_train(*args, rounds=1, seed=3)
+    again = fewlabels.consistency_train(*args, rounds=1, seed=3)
+    torch.testing.assert_close(same.linear.weight, again.linear.weight, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"threshold": 1.0}, "threshold must lie in"),
+        ({"strong": torch.zeros(394, 2)}, "strong"),
+        ({"unlabelled_weight": -1.0}, "unlabelled_weight"),
+        ({"rounds": -1}, "rounds"),
+    ],
+    ids=["threshold", "2-d views", "negative weight", "negative rounds"],
+)
+def test_consistency_training_checks_its_arguments(change: dict, message: str) -> None:
+    features, labels = two_clusters()
+    args = {
+        "labelled": features[:6],
+        "labels": labels[:6],
+        "weak": features[6:],
+        "strong": features[6:][None].repeat(2, 1, 1),
+        "threshold": 0.8,
+    }
+    with pytest.raises((ValueError, TypeError), match=message):
+        fewlabels.consistency_train(**{**args, **change})
+
+
 def test_the_committed_encoder_loads_and_its_log_shows_the_loss_falling() -> None:
     import json
 

@@ -8,7 +8,8 @@ are not.
   of them (:func:`labelled_subset`), a linear probe on frozen features
   (:func:`fit_linear_probe`), and fine-tuning or training from scratch at the same budget
   (:func:`train_classifier`);
-- :mod:`~mmcourse.fewlabels.semi` -- semi-supervised self-training with pseudo-labels
+- :mod:`~mmcourse.fewlabels.semi` -- semi-supervised learning: self-training with pseudo-labels,
+  and FixMatch's consistency regularisation
   (:func:`self_train`);
 - :mod:`~mmcourse.fewlabels.active` -- active learning: which images to ask a person to label
   next (:func:`uncertainty`, :func:`next_queries`).
@@ -23,7 +24,7 @@ from mmcourse.fewlabels.probe import (
     labelled_subset,
     train_classifier,
 )
-from mmcourse.fewlabels.semi import SelfTraining, self_train
+from mmcourse.fewlabels.semi import SelfTraining, consistency_loss, consistency_train, self_train
 from mmcourse.fewlabels.simclr import SimCLR, augment, nt_xent, pretrain
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "SimCLR",
     "accuracy",
     "augment",
+    "consistency_loss",
+    "consistency_train",
     "extract_features",
     "fit_linear_probe",
     "labelled_subset",
