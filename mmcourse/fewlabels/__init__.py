@@ -10,7 +10,7 @@ are not.
   (:func:`train_classifier`);
 - :mod:`~mmcourse.fewlabels.semi` -- semi-supervised learning: self-training with pseudo-labels,
   and FixMatch's consistency regularisation
-  (:func:`self_train`);
+  (:func:`self_train`, :func:`consistency_train`);
 - :mod:`~mmcourse.fewlabels.active` -- active learning: which images to ask a person to label
   next (:func:`uncertainty`, :func:`next_queries`).
 """

@@ -111,8 +111,10 @@ def consistency_train(
     (``seed``), and fits the probe again, to convergence with L-BFGS, on ``CE(labelled) +
     unlabelled_weight * consistency_loss`` with those guesses held fixed -- the loss of
     :func:`consistency_loss`, each confident view weighing ``unlabelled_weight / U`` against
-    the labelled examples' ``1 / L``. Holding the targets for a round (FixMatch renews them
-    every step) lets a convex fit replace a learning rate."""
+    the labelled examples' ``1 / L`` (:func:`fit_linear_probe` scales the weights to sum to
+    one, so a larger ``unlabelled_weight`` also weakens the data against the weight decay a
+    little). Holding the targets for a round (FixMatch renews them every step) lets a convex
+    fit replace a learning rate."""
     dims = Dims()
     dims.float(labelled, "labelled", "L D")
     dims.indices(labels, "labels", "L")
