@@ -73,3 +73,64 @@ def test_pseudo_label_accuracy() -> None:
     assert (
         "exactly the examples" in ch14.check_pseudo_label_accuracy(pseudo, truth[:2], 0.5).message
     )
+
+
+def zero_shot_setting() -> tuple:
+    from mmcourse import retrieval
+    from mmcourse.models.dual import new_dual_encoder
+    from mmcourse.vocab import Vocabulary
+
+    texts = [p for d in range(10) for p in retrieval.digit_prompts(d)]
+    vocab = Vocabulary.build(texts)
+    dual = new_dual_encoder(len(vocab), seed=1).eval()
+    from mmcourse.data import mnist
+
+    digits, labels = mnist.load_subset("test")
+    return dual, vocab, digits[:60], labels[:60]
+
+
+def test_drawn_zero_shot_accuracy_accepts_a_count_done_by_hand_and_names_slips() -> None:
+    from mmcourse import retrieval
+
+    dual, vocab, digits, labels = zero_shot_setting()
+    with torch.no_grad():  # by hand: every prompt of every digit embedded, averaged, nearest
+        rows = []
+        for d in range(10):
+            one = torch.cat([
+                dual.encode_text(torch.tensor([vocab.encode(p)])) for p in retrieval.digit_prompts(d)
+            ])  # fmt: skip
+            rows.append(one.mean(0) / one.mean(0).norm())
+        canvases = retrieval.place_digits_on_canvas(digits).float()[:, None] / 255
+        from mmcourse.data.captions.dataset import CANVAS_MEAN, CANVAS_STD
+
+        images = dual.encode_image((canvases - CANVAS_MEAN) / CANVAS_STD)
+        right = (images @ torch.stack(rows).T).argmax(1) == labels
+    accuracy = float(right.double().mean())
+    assert ch14.check_drawn_zero_shot_accuracy(dual, vocab, digits, labels, accuracy)
+    for guess, hint in ((100 * accuracy, "percentage"), (1 - accuracy, "wrong")):
+        if abs(guess - accuracy) <= 0.025:
+            continue
+        result = ch14.check_drawn_zero_shot_accuracy(dual, vocab, digits, labels, guess)
+        assert hint in result.message, (hint, result)
+        assert_hides(result, accuracy)
+    from mmcourse.fewlabels.image_text import paste_on_canvas
+
+    nine_views = retrieval.zero_shot_accuracy(dual, vocab, digits, labels)
+    with torch.no_grad():
+        pasted_images = paste_on_canvas(digits).float()[:, None] / 255
+        pasted_images = dual.encode_image((pasted_images - CANVAS_MEAN) / CANVAS_STD)
+        pasted = float(((pasted_images @ torch.stack(rows).T).argmax(1) == labels).double().mean())
+    slips = {"pasted as they are": pasted, "nine views": nine_views}
+    for hint, value in slips.items():
+        others = [v for h, v in slips.items() if h != hint]
+        if abs(value - accuracy) > 0.025 and all(abs(value - v) > 0.025 for v in others):
+            result = ch14.check_drawn_zero_shot_accuracy(dual, vocab, digits, labels, value)
+            assert hint in result.message, (hint, result)
+    assert (
+        "uint8"
+        in ch14.check_drawn_zero_shot_accuracy(dual, vocab, digits.float(), labels, 0.5).message
+    )
+    assert (
+        "one true digit"
+        in ch14.check_drawn_zero_shot_accuracy(dual, vocab, digits, labels[:3], 0.5).message
+    )

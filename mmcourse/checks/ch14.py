@@ -1,17 +1,24 @@
-"""Self-checks for chapter 14 (learning with fewer labels): the NT-Xent loss by hand and the
-accuracy of pseudo-labels. Each says right or wrong and why, never the expected value, and
-computes its answer its own way (a loop over the views; a count of matches), not with
+"""Self-checks for chapter 14 (learning with fewer labels): the NT-Xent loss by hand, the
+accuracy of pseudo-labels and the zero-shot accuracy on digits drawn as the dataset draws. Each says right
+or wrong and why, never the expected value, and computes its answer its own way (a loop over
+the views; a count of matches; one caption at a time through the towers), not with
 :mod:`mmcourse.fewlabels`."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
+from mmcourse import retrieval
 from mmcourse.checks._core import CheckResult, as_number, describe_miss, known_mistake
+from mmcourse.data.captions.dataset import CANVAS_MEAN, CANVAS_STD
+from mmcourse.data.captions.layout import NUMBER_WORDS
+from mmcourse.fewlabels.image_text import paste_on_canvas
+from mmcourse.vocab import Vocabulary
 
-__all__ = ["check_nt_xent", "check_pseudo_label_accuracy"]
+__all__ = ["check_drawn_zero_shot_accuracy", "check_nt_xent", "check_pseudo_label_accuracy"]
 
 NT_XENT_RTOL = 1e-4
 """Relative tolerance of :func:`check_nt_xent` (float32 against the check's float64)."""
@@ -100,4 +107,73 @@ def check_pseudo_label_accuracy(
     ]
     hint = known_mistake(got, expected, mistakes, tol=1e-6)
     hint = hint or "compare each pseudo-label with the true label of the same example"
+    return CheckResult(False, f"your accuracy {describe_miss(got, expected)}; {hint}")
+
+
+@torch.no_grad()
+def _zero_shot_predictions(
+    dual: torch.nn.Module, vocab: Vocabulary, canvases: torch.Tensor, prompts: Sequence[str]
+) -> torch.Tensor:
+    classes = []
+    for digit in range(10):  # one caption at a time through the text tower
+        texts = []
+        for template in prompts:
+            ids = torch.tensor([vocab.encode(template.replace("{digit}", NUMBER_WORDS[digit]))])
+            text = dual.text_projection(dual.text_encoder(ids))[0]
+            texts.append(text / text.norm())
+        mean = torch.stack(texts).mean(dim=0)
+        classes.append(mean / mean.norm())
+    standardised = (canvases.float()[:, None] / 255 - CANVAS_MEAN) / CANVAS_STD
+    images = dual.image_projection(dual.image_encoder(standardised))
+    images = images / images.norm(dim=1, keepdim=True)
+    return (images @ torch.stack(classes).T).argmax(dim=1)
+
+
+def check_drawn_zero_shot_accuracy(
+    dual: torch.nn.Module,
+    vocab: Vocabulary,
+    digits: torch.Tensor,
+    labels: torch.Tensor,
+    value: object,
+) -> CheckResult:
+    """Is ``value`` the zero-shot accuracy of ``dual`` on the MNIST ``digits`` ``(N, 28, 28)``
+    (true ``labels`` ``(N,)``) drawn **as the dataset draws them**
+    (:func:`mmcourse.retrieval.place_digits_on_canvas`, one view at its default centre) and
+    classified with the 36 default prompts of chapter 11, averaged per digit? Computed here one
+    caption at a time through the towers. Slips named: a percentage, the share of errors, the
+    digits pasted as they are, the nine views averaged."""
+    if not isinstance(digits, torch.Tensor) or digits.dtype != torch.uint8 or digits.dim() != 3:
+        return CheckResult(False, "digits should be uint8 MNIST digits (N, 28, 28)")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (len(digits),):
+        return CheckResult(False, "labels should hold one true digit per image")
+    got = as_number("your accuracy", value)
+    if isinstance(got, CheckResult):
+        return got
+
+    def share(predictions: torch.Tensor) -> float:
+        pairs = zip(predictions.tolist(), labels.tolist())
+        return sum(int(p) == int(t) for p, t in pairs) / len(labels)
+
+    prompts = retrieval.DEFAULT_PROMPTS
+    drawn = retrieval.place_digits_on_canvas(digits)
+    expected = share(_zero_shot_predictions(dual, vocab, drawn, prompts))
+    tolerance = 1.5 / len(labels)  # one digit's answer may flip between two ways of batching
+    if abs(got - expected) <= tolerance:
+        return CheckResult(
+            True, f"{got:.3f} of the {len(labels):,} digits, drawn as the data draws"
+        )
+    if got == 0:  # the placeholder: no slip to look for
+        return CheckResult(False, f"your accuracy {describe_miss(got, expected)}")
+    mistakes = [
+        (100 * expected, "give a share between 0 and 1, not a percentage"),
+        (1 - expected, "that is the share of *wrong* answers"),
+        (share(_zero_shot_predictions(dual, vocab, paste_on_canvas(digits), prompts)),
+         "that is the digits pasted as they are; draw them with retrieval.place_digits_on_canvas"),
+        (retrieval.zero_shot_accuracy(dual, vocab, digits, labels),
+         "that averages nine views (zero_shot_accuracy's default); draw each digit once"),
+    ]  # fmt: skip
+    hint = known_mistake(got, expected, mistakes, tol=tolerance)
+    hint = (
+        hint or "embed the drawn canvases, and give each the class of the nearest class embedding"
+    )
     return CheckResult(False, f"your accuracy {describe_miss(got, expected)}; {hint}")

@@ -11,6 +11,9 @@ are not.
 - :mod:`~mmcourse.fewlabels.semi` -- semi-supervised learning: self-training with pseudo-labels,
   and FixMatch's consistency regularisation
   (:func:`self_train`, :func:`consistency_train`);
+- :mod:`~mmcourse.fewlabels.image_text` -- the digits the image--text encoder was pretrained
+  on, disjoint from the bundled ones (:func:`~mmcourse.fewlabels.image_text.disjoint_pool`),
+  and single digits pasted on a canvas for its image tower;
 - :mod:`~mmcourse.fewlabels.active` -- active learning: which images to ask a person to label
   next (:func:`uncertainty`, :func:`next_queries`).
 """

@@ -119,9 +119,11 @@ def fit_linear_probe(
         tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe",
     )  # fmt: skip
 
+    standardised = (x - probe.mean) / probe.std  # once, not at every step (the same numbers)
+
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        losses = F.cross_entropy(probe(x), labels, reduction="none")
+        losses = F.cross_entropy(probe.linear(standardised), labels, reduction="none")
         loss = (losses * weights).sum() + weight_decay * probe.linear.weight.pow(2).sum()
         loss.backward()
         return loss
