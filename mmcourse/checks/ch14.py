@@ -162,8 +162,10 @@ def check_drawn_zero_shot_accuracy(
         return CheckResult(
             True, f"{got:.3f} of the {len(labels):,} digits, drawn as the data draws"
         )
-    if got == 0:  # the placeholder: no slip to look for
-        return CheckResult(False, f"your accuracy {describe_miss(got, expected)}")
+    how = "draw the digits with retrieval.place_digits_on_canvas, embed them with "
+    how += "retrieval.embed_gallery, and give each the class of the nearest class embedding"
+    if got == 0:  # the placeholder: no slip to look for, only the way to go
+        return CheckResult(False, f"your accuracy {describe_miss(got, expected)}; {how}")
     mistakes = [
         (100 * expected, "give a share between 0 and 1, not a percentage"),
         (1 - expected, "that is the share of *wrong* answers"),
@@ -173,7 +175,5 @@ def check_drawn_zero_shot_accuracy(
          "that averages nine views (zero_shot_accuracy's default); draw each digit once"),
     ]  # fmt: skip
     hint = known_mistake(got, expected, mistakes, tol=tolerance)
-    hint = (
-        hint or "embed the drawn canvases, and give each the class of the nearest class embedding"
-    )
+    hint = hint or how
     return CheckResult(False, f"your accuracy {describe_miss(got, expected)}; {hint}")
