@@ -1,0 +1,113 @@
+"""Which process am I, among how many? The few lines every torchrun script starts with.
+
+``torchrun --nproc_per_node=N`` starts ``N`` copies of one program and tells each, in its
+environment, who it is: ``RANK`` (0..N-1 over all machines), ``LOCAL_RANK`` (0..N-1 on this
+machine), ``WORLD_SIZE`` (N over all machines) and where rank 0 listens (``MASTER_ADDR``,
+``MASTER_PORT``). :func:`start` reads them and joins the process group -- gloo on CPUs, NCCL
+on GPUs -- and :func:`current` says who this process is. Run without torchrun, nothing is
+started and the world is one process, rank 0, so the same code runs both ways.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mmcourse._validate import check_choice, check_int, require
+
+__all__ = ["BACKENDS", "World", "current", "local_rows", "start", "stop"]
+
+BACKENDS = ("gloo", "nccl")
+"""gloo runs on CPUs (and GPUs); NCCL on NVIDIA GPUs only, and fastest there."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one run."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that prints, writes metrics and saves checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """More than one process, joined in a process group."""
+        return self.size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    require(
+        value.isdigit(), f"the environment variable {name} must be a whole number, got {value!r}"
+    )
+    return int(value)
+
+
+def current() -> World:
+    """The world as the process group (or, before :func:`start`, the environment) sees it."""
+    if dist.is_available() and dist.is_initialized():
+        rank, size = dist.get_rank(), dist.get_world_size()
+        backend = dist.get_backend()
+    else:
+        rank, size, backend = 0, 1, "gloo"
+    local_rank = _env_int("LOCAL_RANK", 0) if size > 1 else 0
+    device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    return World(rank, size, local_rank, device)
+
+
+def start(backend: str | None = None) -> World:
+    """Join the process group torchrun described in the environment, and return the world.
+
+    Without torchrun (no ``WORLD_SIZE``, or ``WORLD_SIZE=1``) nothing is started: one
+    process, rank 0. ``backend`` defaults to NCCL where CUDA is available, gloo elsewhere.
+    """
+    if backend is not None:
+        check_choice(backend, "backend", BACKENDS)
+    size = _env_int("WORLD_SIZE", 1)
+    if size <= 1 or (dist.is_available() and dist.is_initialized()):
+        return current()
+    require(dist.is_available(), "this PyTorch was built without torch.distributed")
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        require(
+            name in os.environ,
+            f"WORLD_SIZE={size} but {name} is not set: start the program with torchrun "
+            "(torchrun --standalone --nproc_per_node=2 -m ...), which sets all of them",
+        )
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
+    dist.init_process_group(backend)
+    return current()
+
+
+def stop() -> None:
+    """Leave the process group (a no-op in one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_rows(global_rows: int, world: World) -> slice:
+    """The rows of a global batch of ``global_rows`` that ``world``'s rank trains on: equal
+    contiguous parts, rank 0 first. Every rank draws the same global batches (the same
+    seeded order), so the run sees the batches one process would see, split ``world.size``
+    ways. The global batch must divide evenly: DDP averages the ranks' gradients with equal
+    weights, which is the global mean only if every rank holds as many rows."""
+    check_int(global_rows, "global_rows")
+    require(
+        global_rows % world.size == 0,
+        f"a global batch of {global_rows} rows does not split evenly over {world.size} "
+        f"processes; use a batch size divisible by {world.size}",
+    )
+    per_rank = global_rows // world.size
+    return slice(world.rank * per_rank, (world.rank + 1) * per_rank)
