@@ -16,7 +16,7 @@ LAYERS = {
     1: ["vocab", "data.*", "fingerprint"],
     2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],
-    4: ["train", "callbacks", "checkpoints", "decode", "distributed.*"],
+    4: ["train", "callbacks", "checkpoints", "decode"],
     5: [
         "digits",
         "captioning",
@@ -33,6 +33,7 @@ LAYERS = {
         "casestudy.*",
         "robust.*",
         "fewlabels.*",
+        "distributed.*",
     ],
     6: ["checks.*", "explorers.*"],
 }

@@ -12,8 +12,8 @@ each local row against every gathered column::
     loss_r = mean over local rows i of  CE(s * images_i @ all_texts.T, offset + i)
                                        + CE(s * texts_i @ all_images.T, offset + i), halved
 
-``torch.distributed.nn.functional.all_gather`` sends the gradient of each gathered copy back
-to the rank that owns it (summed over ranks), and DDP averages the ranks' parameter
+The gather's backward sends the gradient of each gathered copy back to the rank that owns it
+(summed over ranks), and DDP averages the ranks' parameter
 gradients: the average of the ``loss_r`` over equal parts is the single-process loss on the
 global batch, so the gradients agree to rounding.
 """
@@ -24,7 +24,6 @@ import math
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 
 from mmcourse._validate import Dims, check_choice, require
@@ -39,13 +38,36 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather forward; backward, each rank gets the gradient of its own rows summed over
+    the ranks (every rank's loss used them): an all-reduce of the whole gradient, then this
+    rank's slice -- what a reduce-scatter does, with collectives gloo has."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        rank, size = _world()
+        parts = [torch.empty_like(x) for _ in range(size)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.own = slice(rank * len(x), (rank + 1) * len(x))
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # sum over the ranks of d(their loss) / d(every row)
+        return grad[ctx.own]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Every rank's ``x`` ``(B, ...)`` stacked in rank order ``(size * B, ...)``, with the
-    gradient flowing back to each rank's own rows; ``x`` itself in one process."""
+    gradient flowing back to each rank's own rows; ``x`` itself in one process.
+
+    (PyTorch's ``torch.distributed.nn.functional.all_gather`` does the same and is what
+    open_clip uses; it is deprecated in recent releases, so the course spells it out.)"""
     _, size = _world()
     if size == 1:
         return x
-    return torch.cat(dist_nn.all_gather(x.contiguous()), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def gather_ids(ids: torch.Tensor) -> torch.Tensor:
@@ -112,7 +134,8 @@ def gathered_clip_loss(
     all_images, all_texts = gather_with_grad(images), gather_with_grad(texts)  # (G, D)
     labels = rank * rows + torch.arange(rows, device=images.device)  # my rows' columns
     image_to_text = logit_scale * images @ all_texts.T  # (B, G)
-    text_to_image = logit_scale * texts @ all_images.T  # (B, G)
+    # one process: the transpose, as clip_loss computes it, so that the numbers are the same
+    text_to_image = image_to_text.T if size == 1 else logit_scale * texts @ all_images.T
     if groups is None:
         return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
     all_groups = gather_ids(groups.to(images.device))

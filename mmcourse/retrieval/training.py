@@ -26,7 +26,14 @@ from mmcourse.retrieval.descriptions import (
 from mmcourse.train import Loop, fit
 from mmcourse.vocab import PAD_ID, Vocabulary
 
-__all__ = ["ContrastiveRecipe", "MODES", "make_forward", "make_loss_fn", "train_dual_encoder"]
+__all__ = [
+    "ContrastiveRecipe",
+    "MODES",
+    "draw_texts",
+    "make_forward",
+    "make_loss_fn",
+    "train_dual_encoder",
+]
 
 
 MODES = ("none", "mask", "soft")
@@ -60,19 +67,35 @@ def make_forward(
 
     def forward(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[Outputs, torch.Tensor]:
         images, captions, layout, groups = batch
-        rows = torch.arange(len(captions), device=captions.device)
-        pick = torch.randint(0, captions.shape[1], (len(captions),), generator=generator)
-        ids = _trim(captions[rows, pick.to(captions.device)])
+        ids, wrong = draw_texts(captions, layout, vocab, negatives, generator)
         image_emb, scale = model.encode_image(images), model.logit_scale()
         if negatives == 0:
             return (image_emb, model.encode_text(ids), scale), groups
-        truth = Layout(*layout.cpu().unbind(dim=2))
-        wrong = [swap_digit_words(ids, truth, vocab, generator)[0] for _ in range(negatives)]
         texts = torch.cat([ids, *wrong])  # (B (1 + K), T): one call of the text tower
         text_emb, *wrong_emb = model.encode_text(texts).split(len(ids))
         return (image_emb, text_emb, scale, torch.stack(wrong_emb, dim=1)), groups
 
     return forward
+
+
+def draw_texts(
+    captions: torch.Tensor,
+    layout: torch.Tensor,
+    vocab: Vocabulary,
+    negatives: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The texts of one batch: one of each canvas's paraphrases ``captions`` ``(B, 4, T)``,
+    drawn with ``generator``, and ``negatives`` hard negatives of it (``layout`` ``(B, 3, 4)``
+    says which digit words may be swapped). Returns ``(ids (B, T'), [ids of each negative])``,
+    the columns that are padding in every row dropped."""
+    rows = torch.arange(len(captions), device=captions.device)
+    pick = torch.randint(0, captions.shape[1], (len(captions),), generator=generator)
+    ids = _trim(captions[rows, pick.to(captions.device)])
+    if negatives == 0:
+        return ids, []
+    truth = Layout(*layout.cpu().unbind(dim=2))
+    return ids, [swap_digit_words(ids, truth, vocab, generator)[0] for _ in range(negatives)]
 
 
 def make_loss_fn(
