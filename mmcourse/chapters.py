@@ -60,6 +60,7 @@ CHAPTERS = (
     Chapter(12, "12_deployment.ipynb", "Case study, step 6: deployment", "deployment"),
     Chapter(13, "13_robustness.ipynb", "Robust multimodal models", "evaluation"),
     Chapter(14, "14_fewer_labels.ipynb", "Learning with fewer labels", "training"),
+    Chapter(15, "15_data_parallel.ipynb", "Data parallelism with torchrun", "training"),
 )
 
 WORDS_PER_MINUTE = 150

@@ -24,6 +24,7 @@ from mmcourse._validate import require
 
 __all__ = [
     "COLOURS",
+    "data_parallel",
     "draw_graph",
     "fusion_operators",
     "fusion_stages",
@@ -63,11 +64,14 @@ def draw_graph(
     edges: Sequence[tuple[int, int]],
     title: str | None = None,
     fontsize: float = 8,
+    downwards: bool = False,
 ) -> list:
     """Draw labelled boxes joined by arrows on ``ax`` (axes coordinates in [0, 1]).
 
-    ``edges`` holds pairs of box indices ``(from, to)``. Returns the text artists of the
-    boxes, so a caller can add more arrows between them.
+    ``edges`` holds pairs of box indices ``(from, to)``; with ``downwards=True`` each arrow
+    leaves the bottom of its box and enters the top of the next (for a flow drawn top to
+    bottom), else it joins the boxes' centres. Returns the text artists of the boxes, so a
+    caller can add more arrows between them.
 
     >>> figure, ax = plt.subplots()
     >>> artists = draw_graph(ax, [("x", 0.2, 0.5, "data"), ("f(x)", 0.8, 0.5, "op")], [(0, 1)])
@@ -92,12 +96,13 @@ def draw_graph(
         )
         for label, x, y, kind in boxes
     ]
+    start, end = ((0.5, 0.0), (0.5, 1.0)) if downwards else ((0.5, 0.5), (0.5, 0.5))
     for a, b in edges:
         ax.annotate(
             "",
-            xy=(0.5, 0.5),
+            xy=end,
             xycoords=artists[b],
-            xytext=(0.5, 0.5),
+            xytext=start,
             textcoords=artists[a],
             arrowprops={"arrowstyle": "->", "color": "0.3", "shrinkA": 9, "shrinkB": 9},
         )
@@ -291,4 +296,38 @@ def fusion_operators() -> Figure:
     draw_graph(
         axes[2], attention, [(0, 2), (1, 3), (2, 4), (3, 4), (4, 5), (0, 5)], "cross-attention"
     )
+    return figure
+
+
+def data_parallel(processes: int = 2) -> Figure:
+    """DistributedDataParallel for ``processes`` ranks: one global batch split into equal
+    parts, a replica of the model on every rank, the gradients averaged by an all-reduce, and
+    the same update everywhere (left); CLIP's loss needs one more exchange, every rank's
+    embeddings gathered before the loss (right)."""
+    require(isinstance(processes, int) and 2 <= processes <= 4, "processes must be 2, 3 or 4")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    xs = [(i + 0.5) / processes for i in range(processes)]
+    boxes: list[Box] = [("global batch\n(the same on every rank)", 0.5, 0.93, "data")]
+    for rank, x in enumerate(xs):
+        boxes += [
+            (f"rows of rank {rank}", x, 0.74, "data"),
+            (f"replica {rank}\nforward, backward", x, 0.52, "image"),
+        ]
+    boxes += [("all-reduce:\naverage the gradients", 0.5, 0.29, "fuse"),
+              ("the same update\non every replica", 0.5, 0.07, "op")]  # fmt: skip
+    reduce = len(boxes) - 2
+    edges = [(0, 1 + 2 * r) for r in range(processes)]
+    edges += [(1 + 2 * r, 2 + 2 * r) for r in range(processes)]
+    edges += [(2 + 2 * r, reduce) for r in range(processes)] + [(reduce, reduce + 1)]
+    draw_graph(left, boxes, edges, title="data parallelism (DDP)", downwards=True)
+    clip: list[Box] = []
+    for rank, x in enumerate(xs):
+        clip += [(f"embeddings\nof rank {rank}", x, 0.8, "image")]
+    clip += [("all-gather, gradients kept:\nevery rank's embeddings", 0.5, 0.55, "fuse")]
+    for rank, x in enumerate(xs):
+        clip += [(f"loss of rank {rank}'s rows\nagainst all columns", x, 0.3, "loss")]
+    gather = processes
+    clip_edges = [(r, gather) for r in range(processes)]
+    clip_edges += [(gather, gather + 1 + r) for r in range(processes)]
+    draw_graph(right, clip, clip_edges, title="what CLIP's loss adds", downwards=True)
     return figure
