@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from mmcourse._validate import Dims, check_choice, require
-from mmcourse.losses import DUPLICATE_MODES
+from mmcourse.losses import DUPLICATE_MODES, _check_logit_scale
 
 __all__ = ["gather_ids", "gather_with_grad", "gathered_clip_loss"]
 
@@ -120,13 +120,7 @@ def gathered_clip_loss(
     dims.float(text_emb, "text_emb", "B D")
     if groups is not None:
         dims.indices(groups, "groups", "B")
-    if isinstance(logit_scale, torch.Tensor):
-        require(logit_scale.numel() == 1, "logit_scale must be a number or a 1-element tensor")
-        logit_scale = logit_scale.reshape(())
-        value = float(logit_scale.detach())
-    else:
-        value = float(logit_scale)
-    require(value > 0 and math.isfinite(value), f"logit_scale must be > 0, got {value}")
+    logit_scale = _check_logit_scale(logit_scale)  # the single-process losses' own check
     rank, size = _world()
     rows = dims["B"]
     _check_equal_parts(rows, size, image_emb.device)
