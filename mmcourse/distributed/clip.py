@@ -27,15 +27,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from mmcourse._validate import Dims, check_choice, require
+from mmcourse.distributed.world import current
 from mmcourse.losses import DUPLICATE_MODES, _check_logit_scale
 
 __all__ = ["gather_ids", "gather_with_grad", "gathered_clip_loss"]
 
 
 def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    world = current()  # the one place that asks the process group who this is
+    return world.rank, world.size
 
 
 class _GatherWithGrad(torch.autograd.Function):
