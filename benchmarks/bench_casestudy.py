@@ -69,8 +69,7 @@ def main() -> None:
         start = time.perf_counter()
         history = recipe.train_decoder(
             model,
-            regions["train"],
-            data.captions["train"],
+            (regions["train"], data.captions["train"]),
             epochs=epochs,
             val=(regions["val"], data.splits["val"]),
             vocab=data.vocab,

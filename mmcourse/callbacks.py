@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from mmcourse import utils
 from mmcourse._validate import check_callable, check_choice, check_int, check_nonnegative, require
 from mmcourse.checkpoints import save_checkpoint
+from mmcourse.parallel import Ranks
 
 MODES = ("min", "max")
 """Whether lower or higher is better for a monitored number."""
@@ -142,6 +143,12 @@ class FitState:
     steps_per_epoch: int
     has_validation: bool
     epoch: int = 0
+    """The epoch running now (after :func:`~mmcourse.train.fit` resumes a run: the last one
+    it had completed, until the next starts)."""
+    generator: torch.Generator | None = None
+    """The seeded generator of the batches' order (``None`` when ``Loop(seed=None)``)."""
+    history: History = field(default_factory=History)
+    """The records of the epochs so far."""
     stop: bool = False
     """Set it to end training after the current epoch."""
     notes: list[str] = field(default_factory=list)
@@ -228,20 +235,22 @@ class PrintEpochs(Callback):
         self.bar: Any = None
 
     def on_fit_start(self, state: FitState) -> None:
+        self.speaks = Ranks.now().is_main  # under torchrun, rank 0 alone prints
         self.bar = utils.progress(
-            total=state.epochs, desc="fit", unit="epoch", leave=True, disable=not self.show_bar
-        )
+            total=state.epochs, desc="fit", unit="epoch", leave=True,
+            disable=not (self.show_bar and self.speaks),
+        )  # fmt: skip
 
     def on_epoch_end(self, state: FitState, record: dict[str, float]) -> None:
         self.bar.update(1)
-        if self.lines:
+        if self.lines and self.speaks:
             line = f"epoch {record['epoch']:>{len(str(state.epochs))}}/{state.epochs}  "
             (self.bar.write if self.show_bar else print)(line + describe(record))
 
     def on_fit_end(self, state: FitState, history: History) -> None:
         self.bar.set_postfix_str(describe(history.last), refresh=False)
         self.bar.close()
-        if self.lines and state.notes:
+        if self.lines and self.speaks and state.notes:
             print("; ".join(state.notes))
 
 
@@ -298,6 +307,16 @@ class EarlyStopping(Callback):
         self.best_state: dict[str, Tensor] | None = None
         self.wait = 0
         self.should_stop = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What it has seen so far, for a run that must go on (``Loop(checkpoint=...)``)."""
+        keys = ("best", "best_epoch", "best_state", "wait", "should_stop")
+        return {key: getattr(self, key) for key in keys}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`state_dict`."""
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def improved(self, value: float) -> bool:
         """Whether ``value`` beats the best so far by more than ``min_delta`` (NaN never does)."""
@@ -369,6 +388,14 @@ class Checkpoint(Callback):
     def on_fit_start(self, state: FitState) -> None:
         self.best = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best value so far, for a run that must go on (``Loop(checkpoint=...)``)."""
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`state_dict`."""
+        self.best = state["best"]
+
     def on_epoch_end(self, state: FitState, record: dict[str, float]) -> None:
         if self.monitor is not None:
             value = _monitored(record, self.monitor, "Checkpoint")
@@ -400,6 +427,15 @@ class LRScheduler(Callback):
     def on_step_end(self, state: FitState) -> None:
         if self.per == "step":
             self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state, for a run that must go on (:func:`~mmcourse.train.fit`'s
+        ``Loop(checkpoint=...)``)."""
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`state_dict`."""
+        self.scheduler.load_state_dict(state)
 
     def on_epoch_end(self, state: FitState, record: dict[str, float]) -> None:
         record["lr"] = float(state.optimizer.param_groups[0]["lr"])

@@ -2,6 +2,8 @@
 
 - :func:`save_checkpoint`   state dicts plus plain numbers, written atomically
 - :func:`load_checkpoint`   read back with ``weights_only=True``, so a file cannot run code
+- :func:`save_run`          everything a training run needs to go on after an epoch
+- :func:`resume_run`        ... read back into the run, which then goes on exactly as before
 
 :class:`mmcourse.callbacks.Checkpoint` calls :func:`save_checkpoint` during training.
 """
@@ -18,7 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+from mmcourse._validate import require
+from mmcourse.parallel import Ranks, gather_objects
+
+__all__ = ["load_checkpoint", "resume_run", "save_checkpoint", "save_run"]
 
 _PLAIN = (int, float, str, bool, type(None))
 
@@ -112,3 +117,75 @@ def load_checkpoint(
             raise ValueError(f"{path} holds no optimizer state; call it without optimizer")
         optimizer.load_state_dict(payload["optimizer"])
     return dict(payload.get("extra", {}))
+
+
+# ----------------------------------------------------------------------------- a run that goes on
+
+
+def _random_state() -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def save_run(path: str | Path, state: Any, callbacks: list[Any]) -> None:
+    """Write what :func:`~mmcourse.train.fit` needs to go on after epoch ``state.epoch``
+    (``Loop(checkpoint=path)`` calls it after every epoch): the model, the optimizer, the
+    generator of the batches' order, every rank's own random state (dropout), the history and
+    each callback's ``state_dict()`` (a learning-rate schedule, the best epoch so far).
+    Under torchrun every rank sends its random state and rank 0 alone writes the file,
+    atomically, so a run killed at any moment leaves the last complete epoch behind."""
+    randoms = gather_objects(_random_state())  # every rank takes part, rank 0 writes
+    if not Ranks.now().is_main:
+        return
+    payload = {
+        "epoch": state.epoch,
+        "stopped": state.stop,
+        "schedule": [state.epochs, state.steps_per_epoch],
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "order": state.generator.get_state(),
+        "random": randoms,
+        "history": state.history.records,
+        "callbacks": [c.state_dict() for c in callbacks if hasattr(c, "state_dict")],
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def resume_run(path: str | Path, state: Any, callbacks: list[Any]) -> int:
+    """Load a :func:`save_run` file into the run ``state`` describes (and its ``callbacks``);
+    return the last epoch it completed. It must be the same run: as many epochs, batches per
+    epoch, callbacks and processes, or a ``ValueError`` says what differs."""
+    path = Path(path)
+    payload = _read_checkpoint(path)
+    if not isinstance(payload, Mapping) or "random" not in payload:
+        raise ValueError(f"{path} is not a checkpoint written by fit (Loop(checkpoint=...))")
+    ranks, keeping = Ranks.now(), [c for c in callbacks if hasattr(c, "state_dict")]
+    saved = [len(payload["random"]), *payload["schedule"], len(payload["callbacks"])]
+    here = [ranks.size, state.epochs, state.steps_per_epoch, len(keeping)]
+    names = ("processes", "epochs", "batches per epoch", "callbacks that keep a state")
+    for name, then, now in zip(names, saved, here):
+        require(
+            then == now,
+            f"{path} was saved by a run with {then} {name}, this one has {now}: resume it with "
+            f"the same settings, or delete it to start again",
+        )
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.generator.set_state(payload["order"])
+    mine = payload["random"][ranks.rank]
+    torch.set_rng_state(mine["cpu"])
+    if "cuda" in mine and torch.cuda.is_available():
+        torch.cuda.set_rng_state(mine["cuda"])
+    state.history.records[:] = payload["history"]
+    for callback, saved_state in zip(keeping, payload["callbacks"]):
+        callback.load_state_dict(saved_state)
+    state.epoch = int(payload["epoch"])
+    if ranks.is_main:
+        print(f"going on from {path}, saved after epoch {state.epoch}", flush=True)
+    return state.epochs if payload["stopped"] else state.epoch

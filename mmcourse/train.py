@@ -26,8 +26,10 @@ epoch hooks) is a callback: :mod:`mmcourse.callbacks`. A typical call::
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -41,8 +43,10 @@ from mmcourse._validate import (
     warn_at_caller,
 )
 from mmcourse.callbacks import Callback, FitState, History, as_callbacks
+from mmcourse.checkpoints import resume_run, save_run
 from mmcourse.models.introspect import find_unregistered_modules
 from mmcourse.modes import eval_mode, frozen_parts, train_mode
+from mmcourse.parallel import Ranks, from_rank_0, replicate, share_buffers, sum_over_ranks
 
 Batch = tuple[Tensor, ...]
 Forward = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
@@ -94,11 +98,24 @@ class Loop:
             validation still uses all of ``val_data``.
         forward: ``forward(model, batch) -> (outputs, targets)`` for models that do not take
             ``model(*batch[:-1])``, e.g. ``lambda m, b: (m(b[0], b[1]), b[2])``.
+        checkpoint: a file to write after every epoch with everything the run needs to go on
+            (:func:`mmcourse.checkpoints.save_run`); if it exists when ``fit`` starts, ``fit``
+            goes on from it, and ends with the weights an uninterrupted run would have.
+
+    Under ``torchrun``, once the program has joined the process group
+    (:func:`mmcourse.distributed.start`), ``fit`` trains data-parallel: every rank takes its
+    part of each seeded global batch (``batch_size`` is the *global* batch), DDP averages the
+    gradients, rank 0 alone prints and writes (:mod:`mmcourse.parallel`). What it does not
+    do: gather a loss that needs every rank's rows (CLIP's: use
+    :func:`mmcourse.distributed.gathered_clip_loss`), synchronise batch norm, or allow a
+    trainable parameter that the forward leaves unused (DDP then stops with an error).
+    ``forward`` receives the DDP wrapper: it must call ``model(...)``, not a method of it.
     """
 
     seed: int | None = 0
     max_batches_per_epoch: int | None = None
     forward: Forward | None = None
+    checkpoint: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -107,6 +124,15 @@ class Loop:
             check_int(self.max_batches_per_epoch, "max_batches_per_epoch")
         if self.forward is not None:
             check_callable(self.forward, "forward")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, Path)):
+            raise TypeError(
+                f"checkpoint must be a str or Path, got {type(self.checkpoint).__name__}"
+            )
+        require(
+            self.checkpoint is None or self.seed is not None,
+            "a run goes on exactly from its checkpoint only if the order of its batches is "
+            "seeded: give Loop(seed=...) with checkpoint=...",
+        )
 
 
 def fit(
@@ -135,30 +161,36 @@ def fit(
     """
     callbacks = as_callbacks(callbacks)
     _check_fit(model, train_data, loss_fn, optimizer, epochs, batch_size, val_data, metrics, loop)
-    device, frozen = _model_device(model), frozen_parts(model)
+    device, frozen, ranks = _model_device(model), frozen_parts(model), Ranks.now()
     generator = None
     if loop.seed is not None:
-        torch.manual_seed(loop.seed)  # dropout, and anything else drawing random numbers
+        torch.manual_seed(loop.seed + ranks.rank)  # dropout...: under torchrun, a seed per rank
         generator = torch.Generator().manual_seed(loop.seed)  # the order of the batches
     per_epoch = -(-len(train_data[0]) // batch_size)  # the last batch may be smaller
     per_epoch = min(per_epoch, loop.max_batches_per_epoch or per_epoch)
-    state = FitState(model, optimizer, epochs, per_epoch, has_validation=val_data is not None)
-    history = History()
+    state = FitState(model, optimizer, epochs, per_epoch, val_data is not None, generator=generator)
+    history, replica = state.history, replicate(model)  # under torchrun: DDP, else the model
     for callback in callbacks:
         callback.on_fit_start(state)
-    for epoch in range(1, epochs + 1):
+    done = 0  # epochs already trained: a run that goes on from loop.checkpoint skips them
+    if loop.checkpoint is not None and from_rank_0(Path(loop.checkpoint).exists()):
+        done = resume_run(loop.checkpoint, state, callbacks)  # every rank, as rank 0 decided
+    for epoch in range(done + 1, epochs + 1):
         state.epoch = epoch
         train_mode(model, frozen)  # dropout and batch norm on, except in frozen parts
         shuffled = batches(*train_data, batch_size=batch_size, shuffle=True, generator=generator)
-        total_loss, seen = torch.zeros((), dtype=torch.float64, device=device), 0
+        total_loss = torch.zeros(2, dtype=torch.float64, device=device)  # loss x rows, rows
         for batch in itertools.islice(shuffled, per_epoch):
-            batch = tuple(t.to(device, non_blocking=True) for t in batch)
-            loss = train_step(model, batch, loss_fn, optimizer, loop.forward)
-            total_loss += loss.detach().to(torch.float64) * len(batch[0])  # a mean per sample
-            seen += len(batch[0])
+            mine = ranks.rows(len(batch[0]))  # under torchrun: this rank's part of the batch
+            batch = tuple(t[mine].to(device, non_blocking=True) for t in batch)
+            loss = train_step(replica, batch, loss_fn, optimizer, loop.forward)
+            total_loss[0] += loss.detach().to(torch.float64) * len(batch[0])  # a mean per row
+            total_loss[1] += len(batch[0])
             for callback in callbacks:
                 callback.on_step_end(state)
-        record = {"epoch": epoch, "train_loss": total_loss.item() / seen}
+        total, seen = sum_over_ranks(total_loss).tolist()  # every rank's rows
+        record = {"epoch": epoch, "train_loss": total / seen}
+        share_buffers(model)  # under torchrun: rank 0's batch-norm statistics, on every rank
         if val_data is not None:
             scores = evaluate(model, val_data, loss_fn=loss_fn, metrics=metrics,
                               batch_size=max(batch_size, 512), forward=loop.forward)  # fmt: skip
@@ -166,6 +198,8 @@ def fit(
         history.records.append(record)
         for callback in callbacks:
             callback.on_epoch_end(state, record)  # may add to the record, or set state.stop
+        if loop.checkpoint is not None:
+            save_run(loop.checkpoint, state, callbacks)  # rank 0 writes; a killed run goes on
         if state.stop:
             break
     for callback in callbacks:
@@ -201,6 +235,26 @@ def _check_fit(
             "pass val_data=(inputs..., targets)"
         )
     _check_optimizer(model, optimizer)
+    _check_ranks(len(train_data[0]), batch_size, loop)
+
+
+def _check_ranks(rows: int, batch_size: int, loop: Loop) -> None:
+    """Under torchrun: a seeded order, and batches every rank can share equally."""
+    ranks = Ranks.now()
+    started = os.environ.get("WORLD_SIZE", "1").strip()
+    if ranks.size == 1 and started.isdigit() and int(started) > 1:
+        warn_at_caller(
+            "torchrun started several processes, but this one has not joined their process "
+            "group, so each trains on every batch alone: call mmcourse.distributed.start() first"
+        )
+    if ranks.size > 1:
+        require(
+            loop.seed is not None,
+            "under torchrun every rank must draw the same batches: use Loop(seed=...), not None",
+        )
+        if loop.max_batches_per_epoch is not None:  # the batches that will be trained on
+            rows = min(rows, loop.max_batches_per_epoch * batch_size)
+        ranks.check_batches(rows, batch_size)
 
 
 # ----------------------------------------------------------------------------- batches

@@ -161,8 +161,7 @@ def main() -> None:
             start = time.perf_counter()
             history = recipe.train_decoder(
                 decoder,
-                regions["train"],
-                data.captions["train"],
+                (regions["train"], data.captions["train"]),
                 epochs=args.epochs,
                 val=(regions["val"], data.splits["val"]),
                 vocab=data.vocab,

@@ -78,6 +78,7 @@ def test_missing_weights_say_how_to_make_them(tmp_path, capsys) -> None:
     "args, message",
     [
         ([], "one of the arguments --train --load is required"),
+        (["--load", "--resume"], "--resume goes on with an interrupted --train"),
         (["--train", "--load"], "not allowed with argument"),
         (["--train", "--profile", "huge"], "invalid choice: 'huge'"),
         (["--train", "--seed", "-1"], "--seed must be 0 or more"),

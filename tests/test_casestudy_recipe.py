@@ -94,8 +94,7 @@ def test_train_decoder_keeps_the_epoch_best_on_validation(data) -> None:
     model = recipe.make_decoder("transformer", len(data.vocab), StoredGrid(64, 64))
     history = recipe.train_decoder(
         model,
-        regions["train"],
-        data.captions["train"],
+        (regions["train"], data.captions["train"]),
         epochs=3,
         val=(regions["val"], data.splits["val"]),
         vocab=data.vocab,
@@ -111,6 +110,40 @@ def test_train_decoder_keeps_the_epoch_best_on_validation(data) -> None:
     assert history["train_loss"][-1] < history["train_loss"][0]
 
 
+def test_train_decoder_goes_on_from_its_checkpoint(data, tmp_path, monkeypatch) -> None:
+    """Stopped after epoch 2 (so its checkpoint holds epoch 1), then started again: the
+    weights, the records and the best epoch of a run never stopped (dropout, the one-cycle
+    schedule and the best epoch's weights are all put back)."""
+    encoder = recipe.new_encoder().eval()
+    regions = {s: recipe.store_regions(encoder, data.images(s)) for s in ("train", "val")}
+
+    def run(checkpoint):
+        model = recipe.make_decoder("attention", len(data.vocab), StoredGrid(64, 64))
+        history = recipe.train_decoder(
+            model, (regions["train"], data.captions["train"]), epochs=3,
+            val=(regions["val"], data.splits["val"]), vocab=data.vocab, checkpoint=checkpoint,
+        )  # fmt: skip
+        return model, history
+
+    whole, whole_history = run(tmp_path / "whole.pt")
+    scored = recipe.BestOnValidation.on_epoch_end
+
+    def stop_after_two(self, state, record):
+        scored(self, state, record)
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe.BestOnValidation, "on_epoch_end", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut.pt")
+    monkeypatch.undo()
+    model, history = run(tmp_path / "cut.pt")
+    for name, value in whole.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert history.records == whole_history.records
+    assert history.best_epoch == whole_history.best_epoch
+
+
 def test_bad_arguments_are_named(data) -> None:
     with pytest.raises(ValueError, match="decoder"):
         recipe.make_decoder("lstm", 20, StoredGrid(64, 64))
@@ -118,8 +151,7 @@ def test_bad_arguments_are_named(data) -> None:
     with pytest.raises(ValueError, match="val inputs"):
         recipe.train_decoder(
             model,
-            torch.zeros(4, 64, 64),
-            data.captions["train"][:4],
+            (torch.zeros(4, 64, 64), data.captions["train"][:4]),
             epochs=1,
             val=(torch.zeros(3, 64, 64), data.splits["val"]),
             vocab=data.vocab,

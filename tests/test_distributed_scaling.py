@@ -91,3 +91,19 @@ def test_check_allreduce_seconds() -> None:
         assert hint in result.message, (hint, result)
         assert_hides(result, expected)
     assert "at least 2" in ch15.check_allreduce_seconds(1e8, 1, 1e10, 0.1).message
+
+
+def test_check_token_weight() -> None:
+    expected = (1 / 2 / 500) / (1 / 1200)  # worked by hand: 1200 / 1000 = 1.2
+    assert ch15.check_token_weight([700, 500], 1, expected)
+    assert ch15.check_token_weight([700, 500], 1, 1.2)
+    assert "less" in ch15.check_token_weight([700, 500], 0, 1200 / 1400).message
+    for guess, hint in ((1200 / 1400, "another rank"), (1000 / 1200, "inverse"),
+                        (500 / 1200, "share"), (1.0, "equal only"), (2.4, "too high"),
+                        (0, "placeholder")):  # fmt: skip
+        result = ch15.check_token_weight([700, 500], 1, guess)
+        assert not result and hint in result.message, (hint, result)
+        assert_hides(result, expected)
+    assert "two ranks" in ch15.check_token_weight([5], 0, 1.0).message
+    assert "0..1" in ch15.check_token_weight([5, 6], 2, 1.0).message
+    assert "whole number" in ch15.check_token_weight([5, 0], 0, 1.0).message

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import torch
 
 from mmcourse import distributed
 from mmcourse.data.captions import make_mnist_captions
-from mmcourse.distributed import dual
+from mmcourse.distributed import dual, launch
 from mmcourse.retrieval.training import ContrastiveRecipe, train_dual_encoder
 from mmcourse.vocab import Vocabulary
 
@@ -73,13 +71,10 @@ def test_two_processes_train_and_a_killed_run_resumes_to_the_same_weights(tmp_pa
     assert losses[-1] < losses[0]
 
     killed_dir = tmp_path / "killed"
-    run = subprocess.Popen(torchrun(killed_dir), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not (killed_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(run.pid, signal.SIGKILL)  # torchrun and both ranks, mid-way
-    run.wait()
+    module_args = torchrun(killed_dir)[torchrun(killed_dir).index("--out") :]
+    launch.interrupt_when(  # torchrun and both ranks, mid-way
+        "mmcourse.distributed.dual", module_args, killed_dir / "checkpoint.pt", processes=2
+    )
     assert (killed_dir / "checkpoint.pt").exists(), "no checkpoint was written"
     assert not (killed_dir / "dual_encoder.pt").exists(), "the run ended before it was killed"
     resumed = subprocess.run(

@@ -16,7 +16,7 @@ LAYERS = {
     1: ["vocab", "data.*", "fingerprint"],
     2: ["losses", "metrics", "caption_metrics"],
     3: ["models.*"],
-    4: ["train", "callbacks", "checkpoints", "decode"],
+    4: ["train", "callbacks", "checkpoints", "decode", "parallel"],
     5: [
         "digits",
         "captioning",

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from mmcourse._validate import check_choice, check_int, check_positive, require
-from mmcourse.callbacks import History, OneCycle, PrintEpochs
+from mmcourse.callbacks import Callback, FitState, History, OneCycle, PrintEpochs
 from mmcourse.caption_metrics import caption_report_for
 from mmcourse.captioning import caption_forward, encode_captions
 from mmcourse.data import mnist, questions
@@ -58,6 +59,7 @@ from mmcourse.vocab import BOS, BOS_ID, EOS, Vocabulary, tokenize
 __all__ = [
     "DECODERS",
     "MAX_CAPTION_LEN",
+    "BestOnValidation",
     "CaseStudyData",
     "build_data",
     "caption_with_attention",
@@ -177,11 +179,16 @@ def pretrain_encoder(
     device: torch.device | str | None = None,
     progress: bool = False,
     start: CanvasBackbone | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[CanvasBackbone, SlotAttributeHead, History]:
     """Teach an encoder to name what stands in each slot (digit, size, thickness, slant;
     chapter 06's pretraining task), Adam with a one-cycle learning rate up to ``lr``. It
     starts from ``start`` (e.g. :func:`digitnet_encoder`, trained further in place) or, when
     that is ``None``, from :func:`new_encoder`.
+
+    Under torchrun it trains data-parallel, as :func:`~mmcourse.train.fit` does;
+    ``checkpoint`` is a file to save the run to after every epoch, and to go on from if it
+    exists (``Loop(checkpoint=...)``).
 
     Returns the encoder and its slot head, frozen and in eval mode, and the history.
     """
@@ -201,7 +208,7 @@ def pretrain_encoder(
         epochs=epochs,
         batch_size=batch_size,
         callbacks=[OneCycle(max_lr=lr), PrintEpochs(lines=False, bar=progress)],
-        loop=Loop(seed=seed),
+        loop=Loop(seed=seed, checkpoint=checkpoint),
     )
     model.cpu().requires_grad_(False).eval()
     return encoder, head, history
@@ -309,10 +316,45 @@ DECODER_BATCH = 128
 """Canvases per batch when :func:`train_decoder` trains a captioner."""
 
 
+class BestOnValidation(Callback):
+    """After each epoch, caption the validation canvases greedily and record ``val_exact``
+    and ``val_bleu4``; keep the weights of the epoch whose captions are exactly right most
+    often and put them back when training ends (``history.best_epoch`` says which)."""
+
+    def __init__(
+        self, model: nn.Module, val: tuple[torch.Tensor, MNISTCaptions], vocab: Vocabulary
+    ):
+        inputs, data = val
+        if len(inputs) != len(data):
+            raise ValueError(f"val inputs ({len(inputs)}) and val data ({len(data)}) must match")
+        self.model, self.inputs, self.data, self.vocab = model, inputs, data, vocab
+        self.exact, self.epoch, self.weights = -1.0, 0, None
+
+    def on_epoch_end(self, state: FitState, record: dict[str, float]) -> None:
+        texts = write_captions(self.model, self.inputs.to(device_of(self.model)), self.vocab)
+        report = caption_report_for(texts, self.data)
+        record["val_exact"], record["val_bleu4"] = report["exact"], report["bleu4"]
+        if report["exact"] > self.exact:  # keep the best epoch's weights, on the CPU
+            self.exact, self.epoch = report["exact"], state.epoch
+            self.weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        self.model.train()
+
+    def on_fit_end(self, state: FitState, history: History) -> None:
+        self.model.cpu().load_state_dict(self.weights)
+        history.best_epoch = self.epoch
+
+    def state_dict(self) -> dict[str, object]:
+        """The best epoch so far and its weights, for a run that must go on."""
+        return {"exact": self.exact, "epoch": self.epoch, "weights": self.weights}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Put back a :meth:`state_dict`."""
+        self.exact, self.epoch, self.weights = state["exact"], state["epoch"], state["weights"]
+
+
 def train_decoder(
     model: nn.Module,
-    inputs: torch.Tensor,
-    captions: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
     *,
     epochs: int,
     val: tuple[torch.Tensor, MNISTCaptions],
@@ -321,48 +363,37 @@ def train_decoder(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = False,
+    checkpoint: Path | None = None,
 ) -> History:
     """Train a captioner with teacher forcing (Adam, a one-cycle learning rate up to ``lr``)
     and keep the epoch whose greedy captions of the validation canvases are exactly right
-    most often (``val_exact``; ``val_bleu4`` is recorded too).
+    most often (:class:`BestOnValidation`). Under torchrun it trains data-parallel, as
+    :func:`~mmcourse.train.fit` does.
 
     Args:
-        inputs, captions: training canvases (or stored regions) and their reference ids
+        train: the training canvases (or stored regions) and their reference ids
             ``(N, references, T)``; each batch reads one paraphrase per canvas.
         val: the validation inputs and their :class:`MNISTCaptions` (ground truth).
+        checkpoint: a file to save the run to after every epoch, and to go on from if it
+            exists (``Loop(checkpoint=...)``).
     """
     check_int(epochs, "epochs")
     check_positive(lr, "lr")
-    val_inputs, val_data = val
-    if len(val_inputs) != len(val_data):
-        raise ValueError(
-            f"val inputs ({len(val_inputs)}) and val data ({len(val_data)}) must match"
-        )
-    best: dict[str, object] = {"exact": -1.0, "epoch": 0, "state": None}
-
-    def score_on_validation(record: dict[str, float]) -> None:
-        texts = write_captions(model, val_inputs.to(device_of(model)), vocab)
-        report = caption_report_for(texts, val_data)
-        record["val_exact"], record["val_bleu4"] = report["exact"], report["bleu4"]
-        if report["exact"] > best["exact"]:  # keep the best epoch's weights, on the CPU
-            best.update(exact=report["exact"], epoch=int(record["epoch"]))
-            best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        model.train()
-
     history = fit(
         model if device is None else model.to(device),
-        (inputs, captions),
+        train,
         loss_fn=sequence_loss,
         optimizer=torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs,
         batch_size=DECODER_BATCH,
-        callbacks=[OneCycle(max_lr=lr), score_on_validation, PrintEpochs(False, progress)],
-        loop=Loop(seed=seed, forward=caption_forward),
+        callbacks=[
+            OneCycle(max_lr=lr),
+            BestOnValidation(model, val, vocab),
+            PrintEpochs(False, progress),
+        ],
+        loop=Loop(seed=seed, forward=caption_forward, checkpoint=checkpoint),
     )
-    model.cpu().load_state_dict(best["state"])
-    history.best_epoch = best["epoch"]
-    model.cpu().eval()
-    return history
+    return history  # the best epoch's weights, on the CPU, in eval mode
 
 
 @torch.no_grad()

@@ -12,18 +12,26 @@ compositional canvases once, and writes to ``--out``:
   decoders only).
 
 ``--train`` also saves the weights (``--weights``), with their SHA-256, and the vocabulary, so
-a later ``--load`` reproduces the same captions.
+a later ``--load`` reproduces the same captions. Each stage saves its run after every epoch
+(``OUT/checkpoints``); ``--train --resume`` goes on from there after an interruption.
+
+Under ``torchrun --nproc_per_node=N`` the training is data-parallel (:mod:`mmcourse.parallel`:
+each process trains on its part of every batch, DDP averages the gradients) and rank 0 alone
+saves the weights and writes the report. One process, with or without torchrun, trains
+exactly as before.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from mmcourse import config
 from mmcourse.caption_metrics import caption_report_for
@@ -31,6 +39,7 @@ from mmcourse.casestudy import recipe
 from mmcourse.casestudy.evaluation import BEAM_WIDTHS, choose_beam_width
 from mmcourse.casestudy.weights import WeightsError, load_weights, save_weights
 from mmcourse.data.captions import DEFAULT_SIZES
+from mmcourse.distributed.world import World, current, start, stop
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.utils import progress
 from mmcourse.vocab import Vocabulary
@@ -52,7 +61,9 @@ def parser() -> argparse.ArgumentParser:
             "Examples:\n"
             "  python -m mmcourse.casestudy --train --out report      # train here, then report\n"
             "  python -m mmcourse.casestudy --load --out report       # use saved weights\n"
-            "  python -m mmcourse.casestudy --train --profile full --device cuda"
+            "  python -m mmcourse.casestudy --train --profile full --device cuda\n"
+            "  torchrun --standalone --nproc_per_node=2 -m mmcourse.casestudy --train --out report\n"
+            "  ... the same with --resume                             # go on after a crash"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,7 +108,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pretrain-epochs", type=int, default=None, help="encoder epochs (default by profile)"
     )
+    _add_run_options(p)
     return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Going on after an interruption, and torchrun's backend."""
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --train: go on from the checkpoints an interrupted run left in OUT/checkpoints "
+        "(without it, a new run starts from scratch)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("gloo", "nccl"),
+        default=None,
+        help="under torchrun: the process group's backend (default: nccl where CUDA is "
+        "available, else gloo)",
+    )
 
 
 def _check(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
@@ -119,6 +148,8 @@ def _check(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
             p.error(f"--device {args.device} is not available here; use --device cpu")
     if args.out.exists() and not args.out.is_dir():
         p.error(f"--out {args.out} exists and is not a folder")
+    if args.resume and not args.train:
+        p.error("--resume goes on with an interrupted --train; add --train")
 
 
 def _paths(folder: Path, decoder: str) -> dict[str, Path]:
@@ -158,11 +189,27 @@ def _load(
     return encoder.to(device), decoder.to(device)
 
 
+def _checkpoints(args, world: World) -> dict[str, Path]:
+    """Where each stage saves its run after every epoch. A new run (no ``--resume``) starts
+    by deleting those an earlier run left; rank 0 does it while the others wait."""
+    folder = args.out / "checkpoints"
+    paths = {"encoder": folder / "encoder.pt", "decoder": folder / f"{args.decoder}.pt"}
+    if world.is_main and not args.resume:
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+    if world.distributed:
+        dist.barrier()
+    return paths
+
+
 def _train(args, data, epochs, device, times):
+    world = current()
+    checkpoints = _checkpoints(args, world)
     start = time.perf_counter()
     encoder, _, _ = recipe.pretrain_encoder(
-        data.splits["train"], epochs["pretrain"], seed=args.seed, device=device, progress=True
-    )
+        data.splits["train"], epochs["pretrain"], seed=args.seed, device=device, progress=True,
+        checkpoint=checkpoints["encoder"],
+    )  # fmt: skip
     times["pretrain_s"] = time.perf_counter() - start
     regions = {s: recipe.store_regions(encoder, data.images(s)) for s in ("train", "val")}
     decoder = recipe.make_decoder(
@@ -171,17 +218,19 @@ def _train(args, data, epochs, device, times):
     start = time.perf_counter()
     history = recipe.train_decoder(
         decoder,
-        regions["train"],
-        data.captions["train"],
+        (regions["train"], data.captions["train"]),
         epochs=epochs["decoder"],
         val=(regions["val"], data.splits["val"]),
         vocab=data.vocab,
         seed=args.seed,
         device=device,
         progress=True,
+        checkpoint=checkpoints["decoder"],
     )
     times["decoder_s"] = time.perf_counter() - start
     swap_encoder(decoder, encoder.encoder)
+    if not world.is_main:  # the ranks' weights are equal: rank 0 alone saves them
+        return encoder, decoder, history
     paths = _paths(args.weights, args.decoder)
     save_weights(encoder, paths["encoder"])
     save_weights(decoder, paths["decoder"])
@@ -222,24 +271,62 @@ def _write_report(args, data, decoder, report: dict, times: dict) -> dict[str, l
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the case study; returns the exit status (0 on success, 2 on a weights problem)."""
+    """Run the case study; returns the exit status (0 on success, 2 on a weights problem).
+
+    Under ``torchrun`` every process trains its part of each batch (:mod:`mmcourse.parallel`)
+    and rank 0 alone saves the weights and writes the report."""
     p = parser()
     args = p.parse_args(argv)
     if args.weights is None:
         args.weights = DEFAULT_WEIGHTS if args.load else args.out / "weights"
     _check(args, p)
+    world = start(args.backend)  # one process without torchrun
+    if world.distributed and not args.train:
+        p.error("--load only evaluates, in one process: run it without torchrun")
     settings = config.setup(
-        seed=args.seed, profile=args.profile, device=None if args.device == "auto" else args.device
+        seed=args.seed, profile=args.profile, device=_device(args, world), threads=_threads(world)
     )
+    try:
+        status = _run(args, settings, world)
+    finally:
+        if world.distributed:
+            dist.barrier()  # the others wait while rank 0 writes the report
+        stop()
+    return status
+
+
+def _device(args, world: World) -> str | None:
+    if world.distributed and world.device.type == "cuda":
+        return "cuda"  # this rank's GPU: start() made cuda:LOCAL_RANK the current one
+    return None if args.device == "auto" else args.device
+
+
+def _threads(world: World) -> int | None:
+    """Under torchrun, the threads torchrun gives each process (``OMP_NUM_THREADS``)."""
+    return int(os.environ.get("OMP_NUM_THREADS", "0")) or None if world.distributed else None
+
+
+def _build(args, sizes, vocab) -> recipe.CaseStudyData:
+    """The data; under torchrun rank 0 builds (and caches) it first, then the others read."""
+    world = current()
+    if world.distributed and not world.is_main:
+        dist.barrier()
+    data = recipe.build_data(sizes, seed=args.seed, profile=args.profile, vocab=vocab)
+    if world.distributed and world.is_main:
+        dist.barrier()
+    return data
+
+
+def _run(args, settings, world: World) -> int:
     epochs, sizes = _epochs_and_sizes(args)
     times: dict[str, float] = {}
-    stages = progress(total=4, desc="case study", unit="stage")
-    start = time.perf_counter()
+    stages = progress(total=4, desc="case study", unit="stage", disable=not world.is_main)
+    start_time = time.perf_counter()
     history = None
     try:
         vocab = None if args.train else _saved_vocabulary(args)
-        data = recipe.build_data(sizes, seed=args.seed, profile=args.profile, vocab=vocab)
-        times["data_s"] = time.perf_counter() - start
+        data = _build(args, sizes, vocab)
+        times["data_s"] = time.perf_counter() - start_time
         stages.update()
         if args.train:
             encoder, decoder, history = _train(args, data, epochs, settings.device, times)
@@ -250,12 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     stages.update()
+    if not world.is_main:
+        stages.close()
+        return 0
     beam_width, val_exact = choose_beam_width(decoder, data, BEAM_WIDTHS)  # on validation only
     stages.update()
     report = {
         "settings": {
             "profile": args.profile,
             "device": str(settings.device),
+            "processes": world.size,
             "seed": args.seed,
             "decoder": args.decoder,
             "mode": "train" if args.train else "load",

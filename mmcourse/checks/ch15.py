@@ -1,5 +1,6 @@
 """Self-checks for chapter 15 (data parallelism): the negatives CLIP's loss sees with and
-without gathering, and the time of a ring all-reduce. Each says right or wrong and why, never
+without gathering, the time of a ring all-reduce, and the weight of one token when each rank
+averages its own tokens. Each says right or wrong and why, never
 the expected value, and computes its answer with its own arithmetic, not with
 :mod:`mmcourse.distributed.scaling`."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from mmcourse.checks._core import CheckResult, as_number, describe_miss, known_mistake
 
-__all__ = ["check_allreduce_seconds", "check_negatives"]
+__all__ = ["check_allreduce_seconds", "check_negatives", "check_token_weight"]
 
 
 def check_negatives(
@@ -67,3 +68,38 @@ def check_allreduce_seconds(
     hint = known_mistake(got, expected, mistakes, tol=1e-6 * expected)
     hint = hint or "2 (N - 1) / N times the bytes, divided by the bandwidth"
     return CheckResult(False, f"your time {describe_miss(got, expected)}; {hint}")
+
+
+def check_token_weight(tokens: list[int], rank: int, value: object) -> CheckResult:
+    """Is ``value`` how many times more one token of rank ``rank`` weighs in a DDP step than
+    in one process, when rank ``r``'s loss is the mean over its own ``tokens[r]`` tokens and
+    DDP averages the ranks' gradients (one process: the mean over all the tokens)? Right to
+    half a percent (three figures). Slips named: another rank's factor, the inverse, the
+    rank's share of the tokens, "the same"."""
+    if not (isinstance(tokens, (list, tuple)) and len(tokens) >= 2):
+        return CheckResult(False, "tokens should list the tokens of each rank, two ranks or more")
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in tokens):
+        return CheckResult(False, "each rank's count of tokens should be a positive whole number")
+    if not (isinstance(rank, int) and 0 <= rank < len(tokens)):
+        return CheckResult(False, f"rank should be one of 0..{len(tokens) - 1}")
+    got = as_number("your factor", value)
+    if isinstance(got, CheckResult):
+        return got
+
+    def factor(r: int) -> float:  # DDP's 1 / (N x rank r's tokens) over one process's 1 / all
+        return (1 / len(tokens) / tokens[r]) / (1 / sum(tokens))
+
+    expected, tol = factor(rank), 0.005 * factor(rank)
+    if abs(got - expected) <= tol:
+        more = "more" if expected > 1 else "less"
+        return CheckResult(True, f"{got:.3g}: a token weighs {more} where its rank holds fewer")
+    mistakes = [
+        *((factor(r), "that is another rank's factor: use the tokens of the rank asked about")
+          for r in range(len(tokens)) if r != rank),
+        (1 / expected, "that is the inverse: one process's weight over DDP's"),
+        (tokens[rank] / sum(tokens), "that is the rank's share of the tokens, not a weight"),
+        (1.0, "the weights are equal only when every rank holds as many tokens"),
+    ]  # fmt: skip
+    hint = known_mistake(got, expected, mistakes, tol=tol)
+    hint = hint or "with how many tokens is one token averaged, under DDP and in one process?"
+    return CheckResult(False, f"your factor {describe_miss(got, expected)}; {hint}")

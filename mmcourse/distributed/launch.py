@@ -9,14 +9,17 @@ plain process, without torchrun, for the comparison.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mmcourse._validate import check_int, require
 
-__all__ = ["Launched", "torchrun_command", "run_torchrun"]
+__all__ = ["Launched", "interrupt_when", "run_torchrun", "torchrun_command"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,57 @@ def run_torchrun(
             f"{_first_error(done.stderr)}\n\n{done.stderr[-1500:]}"
         )
     return Launched(done.stdout, seconds)
+
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and every process it started, children first (``ps``, on Linux and macOS).
+    torchrun starts each rank in a session of its own, so killing torchrun's process group
+    would leave the ranks running: each must be killed by its own id."""
+    table = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True)
+    children: dict[int, list[int]] = {}
+    for line in table.stdout.splitlines():
+        child, parent = (int(field) for field in line.split())
+        children.setdefault(parent, []).append(child)
+    family, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        family.append(current)
+        todo += children.get(current, [])
+    return family[::-1]
+
+
+def _kill_family(run: subprocess.Popen) -> None:
+    for pid in _family(run.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had ended already
+            pass
+    run.wait()
+
+
+def interrupt_when(
+    module: str, args: list[str], path: str | Path, *, processes: int, timeout: float = 600
+) -> float:
+    """Start ``module`` as :func:`run_torchrun` does, and kill every one of its processes
+    (``SIGKILL``: no chance to clean up, as when a machine fails) as soon as ``path``
+    exists, e.g. the checkpoint of its first epoch. Returns the seconds it ran; raises
+    ``RuntimeError`` if it ended or failed before ``path`` appeared. POSIX only."""
+    require(os.name == "posix", "interrupt_when needs a POSIX system (Linux, macOS)")
+    command = torchrun_command(module, list(args), processes)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a full pipe would block it
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, text=True,
+                               env=env)  # fmt: skip
+        while not Path(path).exists():
+            if run.poll() is not None or time.perf_counter() - start > timeout:
+                if run.poll() is None:  # past the timeout: stop it
+                    _kill_family(run)
+                errors.seek(0)
+                raise RuntimeError(
+                    f"{' '.join(command[1:])} ended (exit {run.wait()}) before {path} "
+                    f"appeared: {_first_error(errors.read())}"
+                )
+            time.sleep(0.02)
+        _kill_family(run)  # torchrun and every rank it started
+    return time.perf_counter() - start

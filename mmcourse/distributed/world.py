@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from mmcourse._validate import check_choice, check_int, require
+from mmcourse._validate import check_choice, require
+from mmcourse.parallel import Ranks
 
 __all__ = ["BACKENDS", "World", "current", "local_rows", "start", "stop"]
 
@@ -103,11 +104,4 @@ def local_rows(global_rows: int, world: World) -> slice:
     seeded order), so the run sees the batches one process would see, split ``world.size``
     ways. The global batch must divide evenly: DDP averages the ranks' gradients with equal
     weights, which is the global mean only if every rank holds as many rows."""
-    check_int(global_rows, "global_rows")
-    require(
-        global_rows % world.size == 0,
-        f"a global batch of {global_rows} rows does not split evenly over {world.size} "
-        f"processes; use a batch size divisible by {world.size}",
-    )
-    per_rank = global_rows // world.size
-    return slice(world.rank * per_rank, (world.rank + 1) * per_rank)
+    return Ranks(world.rank, world.size).rows(global_rows)
