@@ -23,7 +23,7 @@ from torch import nn
 from mmcourse._validate import require
 from mmcourse.parallel import Ranks, gather_objects
 
-__all__ = ["load_checkpoint", "resume_run", "save_checkpoint", "save_run"]
+__all__ = ["load_checkpoint", "resume_run", "save_checkpoint", "save_run", "write_atomically"]
 
 _PLAIN = (int, float, str, bool, type(None))
 
@@ -75,15 +75,22 @@ def save_checkpoint(
                 f"checkpoint extra {key!r} must be a plain int/float/str/bool/None, got "
                 f"{type(value).__name__}; convert tensors with .item()"
             )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"model": model.state_dict(), "extra": dict(extra)}
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
+    write_atomically(payload, path)
+    return Path(path)
+
+
+def write_atomically(payload: Any, path: str | Path) -> None:
+    """``torch.save(payload, path)`` through a temporary file renamed into place, so that a
+    process killed mid-write leaves the previous file whole, never half of a new one
+    (parent folders are created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
-    return path
 
 
 def load_checkpoint(
@@ -150,11 +157,7 @@ def save_run(path: str | Path, state: Any, callbacks: list[Any]) -> None:
         "history": state.history.records,
         "callbacks": [c.state_dict() for c in callbacks if hasattr(c, "state_dict")],
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomically(payload, path)
 
 
 def resume_run(path: str | Path, state: Any, callbacks: list[Any]) -> int:

@@ -303,7 +303,9 @@ def _device(args, world: World) -> str | None:
 
 def _threads(world: World) -> int | None:
     """Under torchrun, the threads torchrun gives each process (``OMP_NUM_THREADS``)."""
-    return int(os.environ.get("OMP_NUM_THREADS", "0")) or None if world.distributed else None
+    if not world.distributed:
+        return None
+    return int(os.environ.get("OMP_NUM_THREADS", "0")) or None
 
 
 def _build(args, sizes, vocab) -> recipe.CaseStudyData:

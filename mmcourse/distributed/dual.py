@@ -46,6 +46,7 @@ from mmcourse import config
 from mmcourse._validate import check_int, require
 from mmcourse.captioning import encode_captions
 from mmcourse.casestudy.weights import save_weights
+from mmcourse.checkpoints import write_atomically
 from mmcourse.data.captions import Layout, MNISTCaptions, make_mnist_captions
 from mmcourse.distributed.clip import gathered_clip_loss
 from mmcourse.distributed.scaling import gradient_bytes
@@ -91,12 +92,6 @@ def _loss(outputs: tuple, groups: torch.Tensor, negatives: int, recipe: Contrast
             image_emb, text_emb, torch.stack(wrong_emb, dim=1), scale
         )
     return loss
-
-
-def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")  # never half a file, even if killed mid-write
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -226,7 +221,7 @@ def train(
         if world.is_main:
             print(f"epoch {epoch}/{epochs}: loss {loss:.4f}", flush=True)
             Path(out).mkdir(parents=True, exist_ok=True)
-            _save_state(checkpoint, run.state(epoch))
+            write_atomically(run.state(epoch), checkpoint)  # never half a file
         if world.distributed:
             dist.barrier()  # nobody runs ahead of the checkpoint
     return run.model.cpu().eval(), run.history

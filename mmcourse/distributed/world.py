@@ -57,14 +57,11 @@ def _env_int(name: str, default: int) -> int:
 
 def current() -> World:
     """The world as the process group (or, before :func:`start`, the environment) sees it."""
-    if dist.is_available() and dist.is_initialized():
-        rank, size = dist.get_rank(), dist.get_world_size()
-        backend = dist.get_backend()
-    else:
-        rank, size, backend = 0, 1, "gloo"
-    local_rank = _env_int("LOCAL_RANK", 0) if size > 1 else 0
+    ranks = Ranks.now()
+    backend = dist.get_backend() if ranks.size > 1 else "gloo"
+    local_rank = _env_int("LOCAL_RANK", 0) if ranks.size > 1 else 0
     device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
-    return World(rank, size, local_rank, device)
+    return World(ranks.rank, ranks.size, local_rank, device)
 
 
 def start(backend: str | None = None) -> World:
