@@ -100,3 +100,10 @@ def test_two_gloo_processes_give_one_process_gradients_and_the_naive_loss_does_n
         assert parts["gathered"]["gradient_delta"] <= 1e-6, mode
         assert parts["naive"]["loss_delta"] > 1e-2, mode  # fewer negatives: another loss
         assert parts["naive"]["gradient_delta"] > 1e-2, mode
+
+
+def test_rank_0_first_runs_the_block_once_in_one_process() -> None:
+    ran = []
+    with distributed.world.rank_0_first(distributed.World()):
+        ran.append(True)
+    assert ran == [True]

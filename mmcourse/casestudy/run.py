@@ -39,7 +39,7 @@ from mmcourse.casestudy import recipe
 from mmcourse.casestudy.evaluation import BEAM_WIDTHS, choose_beam_width
 from mmcourse.casestudy.weights import WeightsError, load_weights, save_weights
 from mmcourse.data.captions import DEFAULT_SIZES
-from mmcourse.distributed.world import World, current, start, stop
+from mmcourse.distributed.world import World, current, rank_0_first, start, stop
 from mmcourse.models.grid import StoredGrid, swap_encoder
 from mmcourse.utils import progress
 from mmcourse.vocab import Vocabulary
@@ -310,13 +310,8 @@ def _threads(world: World) -> int | None:
 
 def _build(args, sizes, vocab) -> recipe.CaseStudyData:
     """The data; under torchrun rank 0 builds (and caches) it first, then the others read."""
-    world = current()
-    if world.distributed and not world.is_main:
-        dist.barrier()
-    data = recipe.build_data(sizes, seed=args.seed, profile=args.profile, vocab=vocab)
-    if world.distributed and world.is_main:
-        dist.barrier()
-    return data
+    with rank_0_first(current()):
+        return recipe.build_data(sizes, seed=args.seed, profile=args.profile, vocab=vocab)
 
 
 def _run(args, settings, world: World) -> int:

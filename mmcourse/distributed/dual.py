@@ -50,7 +50,7 @@ from mmcourse.checkpoints import write_atomically
 from mmcourse.data.captions import Layout, MNISTCaptions, make_mnist_captions
 from mmcourse.distributed.clip import gathered_clip_loss
 from mmcourse.distributed.scaling import gradient_bytes
-from mmcourse.distributed.world import World, current, local_rows, start, stop
+from mmcourse.distributed.world import World, current, local_rows, rank_0_first, start, stop
 from mmcourse.losses import negative_caption_loss
 from mmcourse.models.dual import DualEncoder, new_dual_encoder
 from mmcourse.retrieval.descriptions import description_ids
@@ -229,12 +229,8 @@ def train(
 
 def _build_data(canvases: int | None, seed: int, world: World) -> MNISTCaptions:
     """Rank 0 builds (and caches) the canvases first; the others then read the cache."""
-    if world.distributed and not world.is_main:
-        dist.barrier()
-    data = make_mnist_captions("train", n=canvases, seed=seed)
-    if world.distributed and world.is_main:
-        dist.barrier()
-    return data
+    with rank_0_first(world):
+        return make_mnist_captions("train", n=canvases, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ started and the world is one process, rank 0, so the same code runs both ways.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +21,7 @@ import torch.distributed as dist
 from mmcourse._validate import check_choice, require
 from mmcourse.parallel import Ranks
 
-__all__ = ["BACKENDS", "World", "current", "local_rows", "start", "stop"]
+__all__ = ["BACKENDS", "World", "current", "local_rows", "rank_0_first", "start", "stop"]
 
 BACKENDS = ("gloo", "nccl")
 """gloo runs on CPUs (and GPUs); NCCL on NVIDIA GPUs only, and fastest there."""
@@ -102,3 +104,15 @@ def local_rows(global_rows: int, world: World) -> slice:
     ways. The global batch must divide evenly: DDP averages the ranks' gradients with equal
     weights, which is the global mean only if every rank holds as many rows."""
     return Ranks(world.rank, world.size).rows(global_rows)
+
+
+@contextmanager
+def rank_0_first(world: World) -> Iterator[None]:
+    """Run the ``with`` block on rank 0 first, then on the other ranks: for work that fills a
+    cache on disk (building the canvases), which the others then read instead of writing
+    the same files at the same time. In one process, just the block."""
+    if world.distributed and not world.is_main:
+        dist.barrier()  # wait for rank 0's block
+    yield
+    if world.distributed and world.is_main:
+        dist.barrier()  # let the others go
